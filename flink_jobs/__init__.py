@@ -1,0 +1,1 @@
+"""PyFlink jobs: thin wiring around udfs/ (sources, watermarks, state, timers, sinks)."""

@@ -1,0 +1,49 @@
+"""Shared fixtures. The Kafka broker starts once per test session, on free ports, in a
+temporary directory, and stops afterwards even when tests fail."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from deploy.local import kafka_broker  # noqa: E402
+from deploy.local.common import free_port  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A real single-node Kafka 4.x (KRaft) for the whole session; yields its bootstrap string.
+
+    Set GRD_TEST_KAFKA=host:port to reuse a broker that is already running.
+    """
+    external = os.environ.get("GRD_TEST_KAFKA")
+    if external:
+        yield external
+        return
+    cfg = kafka_broker.BrokerConfig(
+        run_dir=tmp_path_factory.mktemp("kafka"), port=free_port(), controller_port=free_port(), heap="768m"
+    )
+    kafka_broker.start(cfg)
+    print(f"\n[kafka] Kafka {kafka_broker.kafka_version()} broker in KRaft mode up on {cfg.bootstrap}")
+    try:
+        yield cfg.bootstrap
+    finally:
+        kafka_broker.stop(cfg)
+
+
+@pytest.fixture()
+def topic_prefix() -> str:
+    """A unique prefix so tests sharing the session broker never read each other's records."""
+    return f"t{uuid.uuid4().hex[:8]}-"
+
+
+def create_topics(bootstrap: str, names: list[str], partitions: int = 4) -> None:
+    kafka_broker.create_topics(bootstrap, partitions, tuple(names))

@@ -1,0 +1,87 @@
+"""Configuration and launcher logic, without Kafka or Flink running."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from deploy.local import kafka_broker
+from deploy.local.common import REPO, SetupError, check_port_free
+from flink_jobs.config import JobConfig, load_config
+from flink_jobs.runtime import watermark_interval
+
+
+def test_flags_override_env_override_defaults(monkeypatch):
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", "10.0.0.1:9092")
+    monkeypatch.setenv("GRD_TICK_MINUTES", "15")
+    cfg = load_config(["--tick-minutes", "10", "--bounded"])
+    assert cfg.bootstrap == "10.0.0.1:9092"
+    assert cfg.tick_minutes == 10
+    assert cfg.bounded is True
+    assert JobConfig().tick_minutes == 5
+
+
+def test_bad_env_value_is_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("GRD_TICK_MINUTES", "five")
+    with pytest.raises(SystemExit) as exc:
+        load_config([])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "GRD_TICK_MINUTES" in err[-1]
+
+
+def test_wrong_flag_gives_one_line_not_a_traceback():
+    proc = subprocess.run([sys.executable, "-m", "flink_jobs.passthrough", "--no-such-flag"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "unrecognized arguments: --no-such-flag" in proc.stderr
+
+
+def test_invalid_values_rejected(capsys):
+    with pytest.raises(SystemExit):
+        load_config(["--parallelism", "0"])
+    assert "--parallelism must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("seconds", "literal"), [
+    (300, "INTERVAL '0 00:05:00.000' DAY TO SECOND(3)"),
+    (0.25, "INTERVAL '0 00:00:00.250' DAY TO SECOND(3)"),
+    (90061.5, "INTERVAL '1 01:01:01.500' DAY TO SECOND(3)"),
+])
+def test_watermark_interval_literal(seconds, literal):
+    assert watermark_interval(seconds) == literal
+
+
+def test_broker_properties_make_transactions_work_on_one_node(tmp_path):
+    props = kafka_broker.server_properties(kafka_broker.BrokerConfig(run_dir=tmp_path, port=19092,
+                                                                     controller_port=19093))
+    lines = dict(line.split("=", 1) for line in props.splitlines() if line)
+    assert lines["process.roles"] == "broker,controller"
+    assert lines["transaction.state.log.replication.factor"] == "1"
+    assert lines["transaction.state.log.min.isr"] == "1"
+    assert int(lines["transaction.max.timeout.ms"]) >= JobConfig().transaction_timeout_ms
+    assert "127.0.0.1:19092" in lines["listeners"] and "0.0.0.0" not in props
+
+
+def test_port_in_use_names_port_and_variable():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(SetupError, match=rf"port {port} .*KAFKA_PORT"):
+            check_port_free(port, "KAFKA_PORT")
+
+
+def test_kafka_up_on_busy_port_is_one_line():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "deploy.local.kafka_broker", "up", "--port", str(port)],
+                              cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: port") and "Traceback" not in proc.stderr
