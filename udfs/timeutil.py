@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def parse_ts_ms(value: object, field: str = "timestamp") -> int:
@@ -33,7 +33,7 @@ def parse_ts_ms(value: object, field: str = "timestamp") -> int:
 
 def format_ts(ms: int) -> str:
     """Epoch ms -> ``YYYY-MM-DDTHH:MM:SSZ`` (milliseconds kept only when non-zero)."""
-    dt = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
     if ms % 1000:
         return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")

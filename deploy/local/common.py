@@ -47,7 +47,9 @@ def free_port() -> int:
 
 def check_port_free(port: int, variable: str) -> None:
     if port_in_use(port):
-        raise SetupError(f"port {port} on 127.0.0.1 is already in use: stop what holds it, or set {variable} to another port")
+        raise SetupError(
+            f"port {port} on 127.0.0.1 is already in use: stop what holds it, or set {variable} to another port"
+        )
 
 
 def read_pid(pid_file: Path) -> int | None:

@@ -161,8 +161,10 @@ def up(cfg: ClusterConfig, timeout_s: float = 90.0) -> None:
             pass
         time.sleep(1)
     logs = sorted(cfg.log_dir.glob("*.log"))
-    raise SetupError(f"Flink REST at {cfg.rest_url} not ready in {timeout_s:.0f}s; "
-                     + (f"last lines of {logs[-1]}:\n{tail(logs[-1])}" if logs else "no log"))
+    raise SetupError(
+        f"Flink REST at {cfg.rest_url} not ready in {timeout_s:.0f}s; "
+        + (f"last lines of {logs[-1]}:\n{tail(logs[-1])}" if logs else "no log")
+    )
 
 
 def down(cfg: ClusterConfig) -> None:
@@ -175,8 +177,13 @@ def _prepare_env_only(cfg: ClusterConfig) -> dict[str, str]:
     if not cfg.conf_dir.exists():
         return _prepare(cfg)
     env = dict(os.environ)
-    env.update(FLINK_HOME=str(pyflink_home()), FLINK_CONF_DIR=str(cfg.conf_dir), FLINK_LIB_DIR=str(cfg.lib_dir),
-               FLINK_LOG_DIR=str(cfg.log_dir), FLINK_PID_DIR=str(cfg.run_dir))
+    env.update(
+        FLINK_HOME=str(pyflink_home()),
+        FLINK_CONF_DIR=str(cfg.conf_dir),
+        FLINK_LIB_DIR=str(cfg.lib_dir),
+        FLINK_LOG_DIR=str(cfg.log_dir),
+        FLINK_PID_DIR=str(cfg.run_dir),
+    )
     return env
 
 
@@ -186,8 +193,14 @@ def flink_cli(cfg: ClusterConfig, *args: str, jobmanager: str | None = None) -> 
     return [*_script("flink"), args[0], *target, *args[1:]]
 
 
-def submit_command(cfg: ClusterConfig, module: str, job_args: list[str], jobmanager: str | None = None,
-                   detached: bool = True, savepoint: str | None = None) -> list[str]:
+def submit_command(
+    cfg: ClusterConfig,
+    module: str,
+    job_args: list[str],
+    jobmanager: str | None = None,
+    detached: bool = True,
+    savepoint: str | None = None,
+) -> list[str]:
     args = ["run"]
     if detached:
         args.append("-d")
@@ -219,11 +232,14 @@ def main(argv: list[str] | None = None) -> int:
     job_args: list[str] = []
     if "--" in argv:
         i = argv.index("--")
-        argv, job_args = argv[:i], argv[i + 1:]
+        argv, job_args = argv[:i], argv[i + 1 :]
     parser = argparse.ArgumentParser(prog="python -m deploy.local.flink_cluster", description=__doc__.split("\n")[0])
     parser.add_argument("action", choices=["up", "down", "status", "submit", "list"])
-    parser.add_argument("--jobmanager", default=os.environ.get("JOBMANAGER", "127.0.0.1:8081"),
-                        help="JobManager REST address for submit/list (env JOBMANAGER)")
+    parser.add_argument(
+        "--jobmanager",
+        default=os.environ.get("JOBMANAGER", "127.0.0.1:8081"),
+        help="JobManager REST address for submit/list (env JOBMANAGER)",
+    )
     parser.add_argument("--module", default="flink_jobs.dispatch_job", help="Python module of the job to submit")
     parser.add_argument("--savepoint", help="start the submitted job from this savepoint")
     args = parser.parse_args(argv)
@@ -241,8 +257,10 @@ def main(argv: list[str] | None = None) -> int:
             except (urllib.error.URLError, OSError):
                 print(f"no Flink cluster answers at {cfg.rest_url}")
                 return 1
-            print(f"Flink {ov.get('flink-version')}: {ov.get('taskmanagers')} TaskManager(s), "
-                  f"{ov.get('slots-total')} slots, {ov.get('jobs-running')} running job(s)")
+            print(
+                f"Flink {ov.get('flink-version')}: {ov.get('taskmanagers')} TaskManager(s), "
+                f"{ov.get('slots-total')} slots, {ov.get('jobs-running')} running job(s)"
+            )
         elif args.action == "list":
             result = run_cli(cfg, flink_cli(cfg, "list", jobmanager=args.jobmanager))
             print(result.stdout.strip() or result.stderr.strip())

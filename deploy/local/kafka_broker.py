@@ -35,6 +35,8 @@ from udfs.topics import ALL_TOPICS
 HERE = Path(__file__).resolve().parent
 # The exactly-once sinks use a 15-minute transaction timeout; the broker must allow at least that.
 TRANSACTION_MAX_TIMEOUT_MS = 3_600_000
+# Record timestamps are event times (2018 for the sample data): no time-based deletion.
+TOPIC_CONFIG = {"retention.ms": "-1"}
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,10 @@ def server_properties(cfg: BrokerConfig) -> str:
             f"transaction.max.timeout.ms={TRANSACTION_MAX_TIMEOUT_MS}",
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=true",
-            "log.retention.hours=168",
+            # Replayed history carries record timestamps from years ago: time-based retention
+            # would delete it on arrival. Keep by size only.
+            "log.retention.ms=-1",
+            "log.retention.bytes=4294967296",
             "",
         ]
     )
@@ -111,7 +116,9 @@ def _java_cmd(cfg: BrokerConfig, main: str, *args: str) -> list[str]:
 def _format_storage(cfg: BrokerConfig, props: Path) -> None:
     if (cfg.run_dir / "data" / "meta.properties").exists():
         return
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    cluster_id = "-"
+    while cluster_id.startswith("-"):  # StorageTool would read a leading '-' as an option
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
     result = subprocess.run(
         _java_cmd(cfg, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
         capture_output=True,
@@ -158,7 +165,9 @@ def wait_ready(bootstrap: str, timeout_s: float, proc: subprocess.Popen | None =
     last_error = ""
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise SetupError(f"Kafka exited with code {proc.returncode}; last lines of its log:\n{_log_tail(bootstrap)}")
+            raise SetupError(
+                f"Kafka exited with code {proc.returncode}; last lines of its log:\n{_log_tail(bootstrap)}"
+            )
         try:
             admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
             try:
@@ -169,7 +178,10 @@ def wait_ready(bootstrap: str, timeout_s: float, proc: subprocess.Popen | None =
         except (KafkaError, OSError) as exc:
             last_error = str(exc)
             time.sleep(0.5)
-    raise SetupError(f"Kafka at {bootstrap} did not answer within {timeout_s:.0f}s ({last_error}); last lines of its log:\n{_log_tail(bootstrap)}")
+    raise SetupError(
+        f"Kafka at {bootstrap} did not answer within {timeout_s:.0f}s ({last_error}); "
+        f"last lines of its log:\n{_log_tail(bootstrap)}"
+    )
 
 
 def _log_tail(bootstrap: str) -> str:
@@ -194,7 +206,9 @@ def create_topics(bootstrap: str, partitions: int = 4, topics: tuple[str, ...] =
         existing = set(admin.list_topics())
         new = [t for t in topics if t not in existing]
         if new:
-            admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in new])
+            admin.create_topics(
+                [NewTopic(t, num_partitions=partitions, replication_factor=1, topic_configs=TOPIC_CONFIG) for t in new]
+            )
         return new
     finally:
         admin.close()
@@ -203,16 +217,35 @@ def create_topics(bootstrap: str, partitions: int = 4, topics: tuple[str, ...] =
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.local.kafka_broker", description=__doc__.split("\n")[0])
     parser.add_argument("action", choices=["up", "down", "status", "topics"])
-    parser.add_argument("--port", type=int, default=BrokerConfig.port, help="broker port (env KAFKA_PORT, default 9092)")
-    parser.add_argument("--controller-port", type=int, default=BrokerConfig.controller_port, help="KRaft controller port (env KAFKA_CONTROLLER_PORT)")
-    parser.add_argument("--partitions", type=int, default=int(os.environ.get("PARTITIONS", "4")), help="partitions per topic (env PARTITIONS)")
-    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP"), help="for `topics`: broker to talk to (env KAFKA_BOOTSTRAP)")
+    parser.add_argument(
+        "--port", type=int, default=BrokerConfig.port, help="broker port (env KAFKA_PORT, default 9092)"
+    )
+    parser.add_argument(
+        "--controller-port",
+        type=int,
+        default=BrokerConfig.controller_port,
+        help="KRaft controller port (env KAFKA_CONTROLLER_PORT)",
+    )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=int(os.environ.get("PARTITIONS", "4")),
+        help="partitions per topic (env PARTITIONS)",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        default=os.environ.get("KAFKA_BOOTSTRAP"),
+        help="for `topics`: broker to talk to (env KAFKA_BOOTSTRAP)",
+    )
     args = parser.parse_args(argv)
     cfg = BrokerConfig(port=args.port, controller_port=args.controller_port)
     try:
         if args.action == "up":
             pid = start(cfg)
-            print(f"Kafka {kafka_version()} (KRaft, broker+controller) up on {cfg.bootstrap}, pid {pid}, log {cfg.log_file}")
+            print(
+                f"Kafka {kafka_version()} (KRaft, broker+controller) up on {cfg.bootstrap}, "
+                f"pid {pid}, log {cfg.log_file}"
+            )
         elif args.action == "down":
             print("Kafka stopped" if stop(cfg) else "Kafka was not running")
         elif args.action == "status":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -76,12 +77,13 @@ def test_port_in_use_names_port_and_variable():
             check_port_free(port, "KAFKA_PORT")
 
 
-def test_kafka_up_on_busy_port_is_one_line():
+def test_kafka_up_on_busy_port_is_one_line(tmp_path):
+    env = {**os.environ, "GRD_RUN_DIR": str(tmp_path)}  # not the developer's own .run/
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
         proc = subprocess.run([sys.executable, "-m", "deploy.local.kafka_broker", "up", "--port", str(port)],
-                              cwd=REPO, capture_output=True, text=True, timeout=60)
+                              cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: port") and "Traceback" not in proc.stderr

@@ -1,0 +1,403 @@
+"""Pure logic of the dashboard: configuration, catalogue, the fold of output records into
+tables and KPIs, the incremental reader (with a fake consumer), charts and job records."""
+
+from __future__ import annotations
+
+import json
+from collections import namedtuple
+from pathlib import Path
+
+import pytest
+from kafka import TopicPartition
+from kafka.errors import NoBrokersAvailable
+
+from dashboard import charts
+from dashboard.data import (
+    DISPATCH,
+    JOBS,
+    METRICS,
+    SITE_COSTS,
+    DashboardConfig,
+    DashboardState,
+    TopicReader,
+    load_catalogue,
+    parse_catalogue,
+)
+from dashboard.jobs_form import build_cancel, build_submit
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cost(site: str, tick: str, c: float = 0.02, **extra) -> dict:
+    return {"site_id": site, "tick": tick, "price_per_mwh": 50.0, "pue": 1.2, "cost_per_compute_hour": c,
+            "capacity_slots": 100, "available_slots": 40, "available": True, **extra}
+
+
+def submit(job: str, at: str, priority: int = 5, **extra) -> dict:
+    return {"action": "submit", "job_id": job, "submitted_at": at, "compute_hours": 4.0, "slots": 2,
+            "priority": priority, **extra}
+
+
+def decision(job: str, status: str, tick: str, decision_id: str | None = None, site: str | None = "ams") -> dict:
+    return {"decision_id": decision_id or f"d-{job}", "job_id": job, "status": status, "site_id": site,
+            "tick": tick, "expected_cost": 0.5, "solver": "milp", "solve_ms": 10.0}
+
+
+# ---------------------------------------------------------------------------- configuration
+def test_config_from_env_defaults_prefix_and_overrides():
+    cfg = DashboardConfig.from_env({})
+    assert cfg.bootstrap == "127.0.0.1:9092"
+    assert cfg.sites_path == "conf/sites.yaml"
+    assert cfg.topics == {"site_costs": "site-costs", "dispatch": "dispatch", "jobs": "jobs",
+                          "metrics": "pipeline-metrics", "dead_letter": "dead-letter"}
+    cfg = DashboardConfig.from_env({"KAFKA_BOOTSTRAP": "h:1", "GRD_SITES": "x.yaml", "GRD_TOPIC_PREFIX": "t1-",
+                                    "GRD_TOPIC_DISPATCH": "my-dispatch", "GRD_DASHBOARD_REFRESH_S": "0.1",
+                                    "GRD_SYNTHETIC_SITES": "zzz"})
+    assert (cfg.bootstrap, cfg.sites_path) == ("h:1", "x.yaml")
+    assert cfg.topic(SITE_COSTS) == "t1-site-costs"
+    assert cfg.topic(DISPATCH) == "my-dispatch"
+    assert cfg.refresh_s == 0.5  # clamped
+    assert cfg.synthetic_sites == ("zzz",)
+    hash(cfg)  # frozen, usable as a cache key
+
+
+# ---------------------------------------------------------------------------- catalogue
+@pytest.mark.parametrize(
+    "doc",
+    [
+        [{"site_id": "ams", "name": "Amsterdam", "lat": 52.4, "lon": 4.9}, {"site_id": "chi", "name": "Chicago"}],
+        {"sites": [{"site_id": "ams", "name": "Amsterdam", "lat": 52.4, "lon": 4.9}, {"id": "chi", "name": "Chicago"}]},
+        {"sites": {"ams": {"name": "Amsterdam", "lat": 52.4, "lon": 4.9}, "chi": {"name": "Chicago"}}},
+        {"ams": {"name": "Amsterdam", "latitude": 52.4, "longitude": 4.9}, "chi": {"name": "Chicago"}},
+    ],
+)
+def test_parse_catalogue_accepts_common_shapes(doc):
+    sites = parse_catalogue(doc)
+    assert list(sites) == ["ams", "chi"]
+    assert (sites["ams"].name, sites["ams"].lat, sites["ams"].lon) == ("Amsterdam", 52.4, 4.9)
+    assert sites["chi"].lat is None
+    assert not sites["ams"].synthetic and sites["chi"].synthetic  # default synthetic set: chi, tus
+
+
+def test_synthetic_flag_from_catalogue_wins_over_default():
+    sites = parse_catalogue(
+        [
+            {"site_id": "chi", "name": "Chicago", "synthetic": False},
+            {"site_id": "xyz", "name": "X", "price_source": "synthetic-us"},
+            {"site_id": "abc", "name": "A", "price": {"source": "synthetic"}},
+            {"site_id": "ams", "name": "Amsterdam", "price_source": "smard:NL"},
+        ]
+    )
+    assert [s for s, site in sites.items() if site.synthetic] == ["xyz", "abc"]
+
+
+def test_load_catalogue_missing_and_present(tmp_path):
+    sites, problem = load_catalogue(tmp_path / "nope.yaml")
+    assert sites == {} and "not found" in problem
+    path = tmp_path / "s.yaml"
+    path.write_text("sites:\n  - {site_id: sto, name: Stockholm, lat: 59.6, lon: 17.9, capacity_slots: 500}\n")
+    sites, problem = load_catalogue(path)
+    assert problem is None and sites["sto"].capacity_slots == 500
+    path.write_text("sites: [unclosed")
+    assert "unreadable" in load_catalogue(path)[1]
+
+
+def test_project_catalogue_if_present():
+    """The catalogue udfs/ ships (conf/sites.yaml): five sites with coordinates, chi and tus synthetic."""
+    path = REPO / "conf" / "sites.yaml"
+    if not path.exists():
+        pytest.skip("conf/sites.yaml not written yet (owned by udfs/)")
+    sites, problem = load_catalogue(path)
+    assert problem is None
+    assert {"ams", "trn", "sto", "chi", "tus"} <= set(sites)
+    assert all(s.lat is not None and s.lon is not None for s in sites.values())
+    assert {s for s, site in sites.items() if site.synthetic} >= {"chi", "tus"}
+    assert {s for s, site in sites.items() if not site.synthetic} >= {"ams", "trn", "sto"}
+
+
+# ---------------------------------------------------------------------------- fold: site costs
+def test_site_costs_latest_per_site_and_series_in_tick_order():
+    st = DashboardState()
+    st.apply(SITE_COSTS, json.dumps(cost("ams", "2018-07-01T10:05:00Z", 0.03)).encode())
+    st.apply(SITE_COSTS, cost("ams", "2018-07-01T10:00:00Z", 0.01))  # late arrival of an older tick
+    st.apply(SITE_COSTS, cost("sto", "2018-07-01T10:00:00Z", 0.02))
+    st.apply(SITE_COSTS, cost("ams", "2018-07-01T10:05:00Z", 0.03))  # duplicate: same site and tick
+    rows = {r["site_id"]: r for r in st.current_costs()}
+    assert rows["ams"]["cost_per_compute_hour"] == 0.03 and rows["ams"]["tick"] == "2018-07-01T10:05:00Z"
+    series = st.site_series(["ams"])
+    assert [r["tick"] for r in series] == ["2018-07-01T10:00:00Z", "2018-07-01T10:05:00Z"]
+    assert st.event_time_ms is not None and st.site_series(["nope"]) == []
+    since = st.site_series(since_ms=st.event_time_ms)
+    assert [(r["site_id"], r["tick"]) for r in since] == [("ams", "2018-07-01T10:05:00Z")]
+
+
+def test_current_costs_lists_catalogue_sites_first_with_synthetic_label():
+    catalogue = parse_catalogue([{"site_id": "tus", "name": "Tucson"}, {"site_id": "ams", "name": "Amsterdam"}])
+    st = DashboardState()
+    st.apply(SITE_COSTS, cost("zzz", "2018-07-01T10:00:00Z"))
+    st.apply(SITE_COSTS, cost("ams", "2018-07-01T10:00:00Z"))
+    rows = st.current_costs(catalogue)
+    assert [r["site_id"] for r in rows] == ["tus", "ams", "zzz"]
+    assert rows[0]["price_data"] == "synthetic price" and rows[0]["tick"] is None  # no data yet
+    assert rows[1]["price_data"] == "real market price" and rows[1]["name"] == "Amsterdam"
+
+
+def test_history_is_bounded_and_keeps_newest():
+    st = DashboardState(history_points=10)
+    for minute in range(40):
+        st.apply(SITE_COSTS, cost("ams", f"2018-07-01T10:{minute:02d}:00Z"))
+    series = st.costs_series["ams"]
+    assert 10 <= len(series) <= 12
+    assert max(series) == st.costs_latest["ams"]["_tick_ms"]
+
+
+# ---------------------------------------------------------------------------- fold: jobs and decisions
+def test_pending_queue_submit_cancel_and_decisions_in_any_order():
+    st = DashboardState()
+    st.apply(DISPATCH, decision("j3", "dispatched", "2018-07-01T10:05:00Z"))  # decision read before its submit
+    for i, job in enumerate(["j1", "j2", "j3", "j4"]):
+        st.apply(JOBS, submit(job, f"2018-07-01T10:0{i}:00Z", priority=i, deadline="2018-07-01T12:00:00Z"))
+    st.apply(JOBS, submit("j1", "2018-07-01T10:09:00Z"))  # re-sent submit keeps the first
+    st.apply(JOBS, {"action": "cancel", "job_id": "j2", "submitted_at": "2018-07-01T10:06:00Z"})
+    st.apply(DISPATCH, decision("j4", "rejected", "2018-07-01T10:05:00Z", site=None))
+    pending = st.pending_jobs()
+    assert [p["job_id"] for p in pending] == ["j1"]
+    j1 = pending[0]
+    assert j1["submitted_at"] == "2018-07-01T10:00:00Z"
+    assert j1["age_min"] == 9.0  # event time now = the re-sent submit at 10:09
+    assert j1["to_deadline_min"] == 111.0 and j1["sites"] == "any"
+    k = st.kpis()
+    assert (k.pending, k.dispatched, k.rejected, k.cancelled, k.missed_deadline) == (1, 1, 1, 0, 0)
+
+
+def test_decisions_deduplicated_by_id_and_newest_first():
+    st = DashboardState()
+    st.apply(DISPATCH, decision("a", "dispatched", "2018-07-01T10:00:00Z", "d1"))
+    st.apply(DISPATCH, decision("b", "missed-deadline", "2018-07-01T10:10:00Z", "d2", site=None))
+    st.apply(DISPATCH, decision("a", "dispatched", "2018-07-01T10:00:00Z", "d1"))  # duplicate
+    st.apply(DISPATCH, decision("c", "cancelled", "2018-07-01T10:05:00Z", "d3", site=None))
+    assert [d["job_id"] for d in st.latest_decisions()] == ["b", "c", "a"]
+    assert st.latest_decisions(limit=1)[0]["decision_id"] == "d2"
+    k = st.kpis()
+    assert (k.dispatched, k.missed_deadline, k.cancelled) == (1, 1, 1)
+
+
+def test_unreadable_records_are_counted_not_fatal():
+    st = DashboardState()
+    assert not st.apply(SITE_COSTS, b"{not json")
+    assert not st.apply(SITE_COSTS, {"tick": "2018-07-01T10:00:00Z"})  # no site_id
+    assert not st.apply(DISPATCH, b"[1, 2]")
+    assert not st.apply(JOBS, {"action": "explode", "job_id": "x"})
+    assert not st.apply(METRICS, {"tick": "yesterday"})
+    assert not st.apply(SITE_COSTS, None)
+    assert st.empty and st.unreadable[SITE_COSTS] == 3
+
+
+# ---------------------------------------------------------------------------- fold: metrics and KPIs
+def test_kpis_cumulative_cost_and_savings_on_same_ticks():
+    st = DashboardState()
+    st.apply(METRICS, {"tick": "2018-07-01T10:00:00Z", "cost": 1.0, "cost_greedy": 2.0, "cost_naive": 4.0,
+                       "solve_ms": 5.0, "solver": "milp", "pending_jobs": 7, "late_events": 2})
+    st.apply(METRICS, {"tick": "2018-07-01T10:05:00Z", "cost": 3.0, "cost_greedy": 6.0})  # no naive here
+    st.apply(METRICS, {"tick": "2018-07-01T10:10:00Z", "cost": 5.0, "solve_ms": 8.0})  # no baselines at all
+    st.apply(METRICS, {"tick": "2018-07-01T10:05:00Z", "cost": 3.0, "cost_greedy": 6.0})  # duplicate tick
+    k = st.kpis({"site-costs": 3, "dispatch": 2})
+    assert k.cum_cost == 9.0 and k.cum_greedy == 8.0 and k.cum_naive == 4.0
+    assert k.saving_vs_greedy_pct == pytest.approx((8.0 - 4.0) / 8.0 * 100)  # only ticks 10:00 and 10:05
+    assert k.saving_vs_naive_pct == pytest.approx((4.0 - 1.0) / 4.0 * 100)  # only tick 10:00
+    assert (k.ticks, k.latest_tick, k.solve_ms, k.solver, k.pipeline_pending) == (
+        3, "2018-07-01T10:10:00Z", 8.0, None, None)
+    assert k.late_events == 2 and k.duplicates is None
+    assert k.lag == 5 and k.lag_by_topic["dispatch"] == 2
+    # Without dispatch records the counters fall back to the pipeline's per-tick numbers.
+    st.apply(METRICS, {"tick": "2018-07-01T10:15:00Z", "dispatched": 4, "missed_deadline": 1})
+    assert (st.kpis().dispatched, st.kpis().missed_deadline) == (4, 1)
+
+
+def test_kpis_with_no_metrics_are_missing_not_zero():
+    k = DashboardState().kpis()
+    assert k.cum_cost is None and k.saving_vs_greedy_pct is None and k.lag is None and k.solve_ms is None
+    assert k.dispatched == 0 and k.dead_letters == 0
+
+
+def test_dead_letters_counted_once_per_source_record():
+    st = DashboardState()
+    dl = {"topic": "prices", "partition": 0, "offset": 5, "key": "ams", "raw": "x", "error": "e", "at": "t"}
+    st.apply("dead_letter", dl)
+    st.apply("dead_letter", dict(dl))
+    st.apply("dead_letter", {**dl, "offset": 6})
+    st.apply("dead_letter", {"error": "no coordinates"})
+    assert st.dead_letters == 3 and st.kpis().dead_letters == 3 and len(st.recent_dead) == 3
+
+
+def test_hints_say_what_to_start():
+    st = DashboardState()
+    text = " ".join(st.hints(["t-site-costs"]))
+    assert "make topics" in text and "make replay" in text and "make job-local" in text and "make jobs" in text
+    st.apply(JOBS, submit("j1", "2018-07-01T10:00:00Z"))
+    assert any("no dispatch decision" in h for h in st.hints())
+    st.apply(SITE_COSTS, cost("ams", "2018-07-01T10:00:00Z"))
+    st.apply(DISPATCH, decision("j1", "dispatched", "2018-07-01T10:05:00Z"))
+    assert st.hints() == []
+
+
+def test_cost_series_is_cumulative():
+    st = DashboardState()
+    st.apply(METRICS, {"tick": "2018-07-01T10:05:00Z", "cost": 2.0, "cost_greedy": 3.0})
+    st.apply(METRICS, {"tick": "2018-07-01T10:00:00Z", "cost": 1.0, "cost_greedy": 1.0, "cost_naive": 5.0})
+    rows = st.cost_series()
+    assert rows[-1] == {"tick": "2018-07-01T10:05:00Z", "cum_cost": 3.0, "cum_cost_greedy": 4.0, "cum_cost_naive": 5.0}
+
+
+# ---------------------------------------------------------------------------- the reader (fake consumer)
+Rec = namedtuple("Rec", "value")
+
+
+class FakeConsumer:
+    """Partitions as lists; positions advance like Kafka's; counts how often each record is handed out."""
+
+    def __init__(self, topics: dict[str, list[list[bytes]]]):
+        self.topics = topics
+        self.assigned: list[TopicPartition] = []
+        self.positions: dict[TopicPartition, int] = {}
+        self.handed_out = 0
+
+    def partitions_for_topic(self, topic):
+        return set(range(len(self.topics[topic]))) if topic in self.topics else set()
+
+    def assign(self, tps):
+        self.assigned = list(tps)
+        for tp in tps:
+            self.positions.setdefault(tp, 0)
+
+    def end_offsets(self, tps):
+        return {tp: len(self.topics[tp.topic][tp.partition]) for tp in tps}
+
+    def position(self, tp):
+        return self.positions[tp]
+
+    def poll(self, timeout_ms=0, max_records=None):
+        out = {}
+        for tp in self.assigned:
+            log = self.topics[tp.topic][tp.partition]
+            start = self.positions[tp]
+            batch = log[start:start + 2]  # small batches: the reader must loop
+            if batch:
+                out[tp] = [Rec(v) for v in batch]
+                self.positions[tp] = start + len(batch)
+                self.handed_out += len(batch)
+        return out
+
+    def close(self):
+        pass
+
+
+def test_reader_polls_only_new_records():
+    cfg = DashboardConfig(topic_prefix="p-")
+    enc = lambda r: json.dumps(r).encode()  # noqa: E731
+    topics = {
+        "p-site-costs": [[enc(cost("ams", f"2018-07-01T10:0{i}:00Z")) for i in range(5)], []],
+        "p-dispatch": [[enc(decision("j1", "dispatched", "2018-07-01T10:01:00Z"))]],
+        "p-jobs": [[enc(submit("j1", "2018-07-01T10:00:00Z")), enc(submit("j2", "2018-07-01T10:00:00Z"))]],
+        "p-pipeline-metrics": [[enc({"tick": "2018-07-01T10:01:00Z", "cost": 1.0})]],
+        "p-dead-letter": [[]],
+    }
+    fake = FakeConsumer(topics)
+    reader = TopicReader(cfg, consumer_factory=lambda c: fake)
+    first = reader.poll()
+    assert first.ok and first.new_records == 9 and reader.missing_topics == []
+    assert reader.state.kpis().pending == 1 and reader.lag_by_topic == {
+        "p-site-costs": 0, "p-dispatch": 0, "p-jobs": 0, "p-pipeline-metrics": 0, "p-dead-letter": 0}
+    assert reader.poll().new_records == 0  # nothing new: nothing re-read
+    topics["p-dispatch"][0].append(enc(decision("j2", "dispatched", "2018-07-01T10:02:00Z")))
+    topics["p-dead-letter"][0].append(enc({"topic": "prices", "partition": 0, "offset": 1, "error": "x"}))
+    again = reader.poll()
+    assert again.new_records == 2 and fake.handed_out == 11 and reader.records_read == 11
+    k = reader.state.kpis()
+    assert (k.pending, k.dispatched, k.dead_letters) == (0, 2, 1)
+
+
+def test_reader_budget_leaves_lag_visible():
+    cfg = DashboardConfig()
+    topics = {"site-costs": [[json.dumps(cost("ams", "2018-07-01T10:00:00Z")).encode()] * 10]}
+    reader = TopicReader(cfg, consumer_factory=lambda c: FakeConsumer(topics))
+    result = reader.poll(max_records=4)
+    assert result.ok and result.new_records == 4
+    assert reader.lag_by_topic["site-costs"] == 6
+    assert sorted(reader.missing_topics) == ["dead-letter", "dispatch", "jobs", "pipeline-metrics"]
+    assert reader.poll().new_records == 6 and reader.lag_by_topic["site-costs"] == 0
+
+
+def test_reader_without_broker_reports_and_retries():
+    calls = []
+
+    def no_broker(cfg):
+        calls.append(cfg)
+        raise NoBrokersAvailable()
+
+    reader = TopicReader(DashboardConfig(bootstrap="127.0.0.1:1"), consumer_factory=no_broker)
+    for _ in range(2):
+        result = reader.poll()
+        assert not result.ok and result.error == "NoBrokersAvailable"
+    assert len(calls) == 2 and not reader.connected and reader.state.empty
+
+
+# ---------------------------------------------------------------------------- charts
+def test_charts_build_valid_vega_lite_with_and_without_data():
+    st = DashboardState()
+    for site in ("ams", "chi"):
+        st.apply(SITE_COSTS, cost(site, "2018-07-01T10:00:00Z"))
+        st.apply(SITE_COSTS, cost(site, "2018-07-01T10:05:00Z", available=False))
+    st.apply(METRICS, {"tick": "2018-07-01T10:00:00Z", "cost": 1.0, "cost_greedy": 2.0, "cost_naive": 3.0})
+    catalogue = parse_catalogue([{"site_id": "ams", "name": "Amsterdam", "lat": 52.4, "lon": 4.9},
+                                 {"site_id": "chi", "name": "Chicago", "lat": 41.9, "lon": -87.6}])
+    rows = st.current_costs(catalogue)
+    spec = charts.site_map(rows).to_dict()
+    assert [c["title"] for c in spec["hconcat"]] == ["Europe & east", "Americas"]
+    assert "Chicago (synthetic price)" in json.dumps(spec)
+    assert len(charts.site_series_chart(st.site_series()).to_dict()["vconcat"]) == 4
+    assert charts.cost_chart(st.cost_series()).to_dict()["mark"]["type"] == "line"
+    for empty in (charts.site_map([]), charts.site_series_chart([]), charts.cost_chart([])):
+        assert empty.to_dict()["mark"]["type"] == "text"
+    assert charts.regions_of(DashboardState().current_costs(catalogue))  # sites without data still placed
+
+
+# ---------------------------------------------------------------------------- job records
+def test_build_submit_valid_record():
+    record, errors = build_submit("j-9", "2018-07-01T10:00:00Z", 6, 3, 1, deadline_hours=2.5, sites=["ams", "sto"],
+                                  known_sites=["ams", "sto", "trn"])
+    assert errors == []
+    assert record == {"action": "submit", "job_id": "j-9", "submitted_at": "2018-07-01T10:00:00Z",
+                      "compute_hours": 6.0, "slots": 3, "priority": 1, "deadline": "2018-07-01T12:30:00Z",
+                      "sites": ["ams", "sto"]}
+    record, _ = build_submit("j-10", 1530439200000, 1.5, 1, 9)  # epoch ms accepted, no deadline, any site
+    assert record == {"action": "submit", "job_id": "j-10", "submitted_at": "2018-07-01T10:00:00Z",
+                      "compute_hours": 1.5, "slots": 1, "priority": 9}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"job_id": " "}, "job id: required"),
+        ({"job_id": "a b"}, "job id: letters"),
+        ({"submitted_at": "10:00"}, "submitted at"),
+        ({"compute_hours": 0}, "compute hours"),
+        ({"compute_hours": float("nan")}, "compute hours"),
+        ({"slots": 0}, "slots"),
+        ({"priority": 10}, "priority"),
+        ({"deadline_hours": -1}, "deadline"),
+        ({"sites": ["mars"]}, "unknown site(s) mars"),
+    ],
+)
+def test_build_submit_rejects_bad_input(kwargs, message):
+    args = {"job_id": "j", "submitted_at": "2018-07-01T10:00:00Z", "compute_hours": 1.0, "slots": 1, "priority": 0,
+            "known_sites": ["ams"], **kwargs}
+    record, errors = build_submit(**args)
+    assert record is None and any(message in e for e in errors), errors
+
+
+def test_build_cancel():
+    assert build_cancel("j-1", "2018-07-01T10:30:00Z") == (
+        {"action": "cancel", "job_id": "j-1", "submitted_at": "2018-07-01T10:30:00Z"}, [])
+    record, errors = build_cancel("", "2018-07-01T10:30:00Z")
+    assert record is None and errors

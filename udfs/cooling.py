@@ -1,0 +1,129 @@
+"""Cooling model: PUE as a function of outdoor dry-bulb temperature and relative humidity.
+
+PUE (power usage effectiveness) = facility power / IT power. We model
+
+    PUE(T, RH) = 1 + fixed_overhead + cooling_fraction(T_eff, RH)
+
+* ``fixed_overhead``: UPS and distribution losses, lighting (a few percent of IT power).
+* Free cooling (outside air / water-side economizer) up to ``free_cooling_max_c``: the
+  cooling fraction rises linearly from ``free_fraction_min`` at ``free_cooling_min_c`` to
+  ``free_fraction_max`` (fans work harder as the air gets warmer). With the defaults PUE goes
+  from 1.05 at -4 degC to 1.17 at 18 degC: the step tables used in geo-distributed scheduling
+  studies of outside-air cooled data centres (partial PUE 1.05 below -4 degC ... 1.17 near
+  18 degC ... about 1.30 at 35 degC; e.g. Xu, Feng & Li, "Temperature aware workload
+  management in geo-distributed datacenters", SIGMETRICS 2013 / IEEE TPDS 2015), turned into
+  a continuous line.
+* Mechanical cooling above that: cooling power = IT power / COP(T) plus auxiliaries (pumps,
+  cooling towers, air handlers). The chiller COP is a fraction ``eta`` of the Carnot COP
+  between the supply temperature and the condenser temperature (outdoor + approach):
+
+      COP(T) = eta * T_supply / (T_out + approach - T_supply)    (kelvin)
+
+  clipped to ``[cop_min, cop_max]``. eta ~0.3-0.5 is typical of real vapour-compression
+  chillers (textbook second-law efficiency; ASHRAE Handbook - HVAC Systems and Equipment).
+  Supply 18 degC follows the ASHRAE TC9.9 recommended inlet envelope (18-27 degC, "Thermal
+  Guidelines for Data Processing Environments", 2011+).
+* The two regimes are blended linearly over ``blend_width_c`` (partial economizer: part of
+  the heat still leaves through outside air), and the chiller branch is never taken below the
+  free-cooling ceiling, so the curve is continuous and non-decreasing in T at fixed RH.
+* Humidity: above ``humidity_ref_rh`` the effective temperature is shifted up (moist air
+  carries more enthalpy, so economizer hours end earlier — ASHRAE TC9.9 bounds the dew point,
+  not only dry-bulb), and a dehumidification load is added in proportion to the share of
+  mechanical cooling (the chiller coil condenses the moisture).
+
+Sanity ranges the defaults reproduce: ~1.05-1.2 in cool weather; ~1.3-1.6 hot and humid
+(industry average PUE ~1.58, Uptime Institute Global Data Center Survey 2022-2023; best
+hyperscale fleets ~1.10, Google data centre efficiency reports).
+"""
+
+from __future__ import annotations
+
+import math
+
+from udfs.catalogue import CoolingParams
+
+KELVIN = 273.15
+DEFAULT_COOLING = CoolingParams()
+
+
+def _check(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name}: must be a finite number, got {value!r}")
+    return float(value)
+
+
+def effective_temp_c(
+    temp_c: float, rel_humidity: float, p: CoolingParams = DEFAULT_COOLING
+) -> float:
+    """Dry-bulb shifted up for humidity above ``humidity_ref_rh`` (never shifted down)."""
+    return temp_c + p.humidity_shift_c_per_rh * max(0.0, rel_humidity - p.humidity_ref_rh)
+
+
+def chiller_cop(temp_c: float, p: CoolingParams = DEFAULT_COOLING) -> float:
+    """Carnot-fraction COP at outdoor temperature ``temp_c``, clipped to [cop_min, cop_max]."""
+    t_supply = p.supply_c + KELVIN
+    lift = (temp_c + p.approach_c + KELVIN) - t_supply
+    if lift <= 0:  # condenser colder than the supply: the clip takes over
+        return p.cop_max
+    return min(p.cop_max, max(p.cop_min, p.chiller_eta * t_supply / lift))
+
+
+def free_cooling_fraction(temp_c: float, p: CoolingParams = DEFAULT_COOLING) -> float:
+    """Cooling kW per IT kW with outside air: flat below the floor, linear up to the ceiling."""
+    if temp_c <= p.free_cooling_min_c:
+        return p.free_fraction_min
+    if temp_c >= p.free_cooling_max_c:
+        return p.free_fraction_max
+    share = (temp_c - p.free_cooling_min_c) / (p.free_cooling_max_c - p.free_cooling_min_c)
+    return p.free_fraction_min + share * (p.free_fraction_max - p.free_fraction_min)
+
+
+def mechanical_share(temp_c: float, p: CoolingParams = DEFAULT_COOLING) -> float:
+    """Share of the heat removed by chillers: 0 below the free-cooling ceiling, 1 above the
+    blend band, linear in between (so the PUE curve has no jump)."""
+    return min(1.0, max(0.0, (temp_c - p.free_cooling_max_c) / p.blend_width_c))
+
+
+def cooling_fraction(
+    temp_c: float, rel_humidity: float, p: CoolingParams = DEFAULT_COOLING
+) -> float:
+    """Cooling power per IT power (PUE - 1 - fixed_overhead)."""
+    t = effective_temp_c(temp_c, rel_humidity, p)
+    m = mechanical_share(t, p)
+    free = free_cooling_fraction(t, p)
+    # max(): a chiller never beats the free-cooling ceiling, which keeps the blend monotone.
+    chiller = max(1.0 / chiller_cop(t, p) + p.chiller_aux_fraction, p.free_fraction_max)
+    humid = max(0.0, rel_humidity - p.humidity_ref_rh) / max(1e-9, 100.0 - p.humidity_ref_rh)
+    dehumid = p.dehumidification_fraction * humid * m
+    return (1.0 - m) * free + m * chiller + dehumid
+
+
+def pue(temp_c: float, rel_humidity: float, params: CoolingParams = DEFAULT_COOLING) -> float:
+    """PUE(T, RH) >= 1. ``temp_c`` in degC, ``rel_humidity`` in percent [0, 100].
+
+    Raises ValueError on NaN/inf, on RH outside [0, 100] and on temperatures outside
+    [-90, 70] degC (no weather station reports those; it is a unit or parsing error).
+    """
+    t = _check("temp_c", temp_c)
+    rh = _check("rel_humidity", rel_humidity)
+    if not -90.0 <= t <= 70.0:
+        raise ValueError(f"temp_c: {t} degC is outside the plausible range [-90, 70]")
+    if not 0.0 <= rh <= 100.0:
+        raise ValueError(f"rel_humidity: {rh} is outside [0, 100] percent")
+    return 1.0 + params.fixed_overhead + cooling_fraction(t, rh, params)
+
+
+def cooling_kw(
+    it_kw: float, pue_value: float, overhead: float = DEFAULT_COOLING.fixed_overhead
+) -> float:
+    """Cooling load (kW) = IT load x (PUE - 1 - other overhead), never negative."""
+    it = _check("it_kw", it_kw)
+    pv = _check("pue", pue_value)
+    ov = _check("overhead", overhead)
+    if it < 0:
+        raise ValueError(f"it_kw: must be >= 0, got {it}")
+    if pv < 1:
+        raise ValueError(f"pue: must be >= 1, got {pv}")
+    if ov < 0:
+        raise ValueError(f"overhead: must be >= 0, got {ov}")
+    return it * max(0.0, pv - 1.0 - ov)

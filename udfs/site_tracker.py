@@ -1,0 +1,167 @@
+"""Event-time state of one site: offers, weather and status history, de-duplication.
+
+The Flink site operator keeps one :class:`SiteTracker` per ``site_id`` in keyed state (as the
+plain dict of :meth:`to_state`) and asks it, at each tick, for the site's inputs at that
+instant. Everything is indexed by event time, so the answer does not depend on arrival order:
+events that arrive after a tick's timer fired (beyond the watermark) are counted as late.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from udfs import topics
+from udfs.offers import Offer, OfferBook
+from udfs.records import ParsedRecord
+
+ACCEPTED = "accepted"
+DUPLICATE = "duplicate"
+LATE = "late"
+
+# Weather older than this at a tick is too stale to price cooling with (TMY data is hourly).
+DEFAULT_MAX_WEATHER_AGE_MS = 3 * 3_600_000
+
+
+def tick_at_or_after(t_ms: int, tick_len_ms: int) -> int:
+    """The first tick boundary >= t (an event at exactly a tick belongs to that tick)."""
+    return -(-t_ms // tick_len_ms) * tick_len_ms
+
+
+def fingerprint(parsed: ParsedRecord) -> str:
+    """Same key, event time and content -> same fingerprint (the duplicate rule)."""
+    body = json.dumps(parsed.record, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha1(f"{parsed.topic}|{parsed.key}|{parsed.event_ms}|{body}".encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class SiteInputs:
+    """What the site looked like at one tick, before any cost is computed."""
+
+    site_id: str
+    tick_ms: int
+    price_per_mwh: float | None  # None: no valid offer (expired or never seen)
+    offer_valid_to_ms: int | None
+    currency: str
+    temp_c: float | None
+    rel_humidity: float | None
+    online: bool
+    capacity_slots: int | None  # from site-status; None: the catalogue's value
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SiteInputs:
+        return cls(**d)
+
+
+class SiteTracker:
+    def __init__(self, site_id: str, offer_interval_ms: int, max_weather_age_ms: int = DEFAULT_MAX_WEATHER_AGE_MS):
+        self.site_id = site_id
+        self.offers = OfferBook(offer_interval_ms)
+        self.max_weather_age_ms = max_weather_age_ms
+        self.weather: list[tuple[int, float, float]] = []  # (observed_ms, temp_c, rh), sorted
+        self.status: list[tuple[int, bool, int | None]] = []  # (at_ms, online, capacity), sorted
+        self.seen: dict[str, int] = {}  # fingerprint -> event ms, for de-duplication
+
+    # ------------------------------------------------------------------ events
+    def add(self, parsed: ParsedRecord, watermark_ms: int) -> str:
+        """Apply one validated record; returns ACCEPTED, DUPLICATE or LATE."""
+        fp = fingerprint(parsed)
+        if fp in self.seen:
+            return DUPLICATE
+        if self._is_late(parsed, watermark_ms):
+            return LATE
+        self.seen[fp] = parsed.event_ms
+        rec = parsed.record
+        if parsed.topic == topics.PRICES:
+            self.offers.add(Offer(valid_from_ms=rec["valid_from_ms"], price_per_mwh=rec["price_per_mwh"],
+                                  valid_to_ms=rec.get("valid_to_ms"), currency=rec.get("currency") or "",
+                                  source=rec.get("source") or ""))
+        elif parsed.topic == topics.WEATHER:
+            _insort(self.weather, (parsed.event_ms, rec["temp_c"], rec["rel_humidity"]))
+        elif parsed.topic == topics.SITE_STATUS:
+            _insort(self.status, (parsed.event_ms, rec["online"], rec.get("capacity_slots")))
+        return ACCEPTED
+
+    def _is_late(self, parsed: ParsedRecord, watermark_ms: int) -> bool:
+        if parsed.topic == topics.PRICES:
+            # An offer is useless (and dropped) once event time has passed the end of its validity.
+            end = parsed.record.get("valid_to_ms") or parsed.event_ms + self.offers.default_interval_ms
+            return end <= watermark_ms
+        return parsed.event_ms <= watermark_ms
+
+    # ------------------------------------------------------------------ ticks
+    def inputs_at(self, tick_ms: int) -> SiteInputs:
+        offer = self.offers.in_force(tick_ms)
+        w = _latest_at(self.weather, tick_ms)
+        if w is not None and tick_ms - w[0] > self.max_weather_age_ms:
+            w = None
+        s = _latest_at(self.status, tick_ms)
+        return SiteInputs(
+            site_id=self.site_id,
+            tick_ms=tick_ms,
+            price_per_mwh=offer.price_per_mwh if offer else None,
+            offer_valid_to_ms=offer.end_ms(self.offers.default_interval_ms) if offer else None,
+            currency=offer.currency if offer else "",
+            temp_c=w[1] if w else None,
+            rel_humidity=w[2] if w else None,
+            online=s[1] if s else True,
+            capacity_slots=s[2] if s else None,
+        )
+
+    def keeps_ticking_after(self, tick_ms: int) -> bool:
+        """Whether the tick after ``tick_ms`` is worth emitting: an offer is in force at ``tick_ms``.
+
+        Only what happened at or before the tick decides (a streaming operator knows nothing
+        later), so once the offers stop the site emits one tick that says "unavailable" and
+        stops; its next event starts it again. A finished replay therefore does not tick forever.
+        """
+        return self.offers.in_force(tick_ms) is not None
+
+    def prune(self, watermark_ms: int) -> None:
+        """Forget what can no longer change an answer at or after the watermark."""
+        self.offers.prune(watermark_ms)
+        self.weather = _keep_from_latest(self.weather, watermark_ms)
+        self.status = _keep_from_latest(self.status, watermark_ms)
+        # a re-delivered copy older than the watermark is late anyway: no need to remember it
+        self.seen = {fp: t for fp, t in self.seen.items() if t > watermark_ms - self.offers.default_interval_ms}
+
+    # ------------------------------------------------------------------ state
+    def to_state(self) -> dict[str, Any]:
+        return {"site_id": self.site_id, "interval": self.offers.default_interval_ms,
+                "max_weather_age_ms": self.max_weather_age_ms, "offers": self.offers.to_state(),
+                "weather": self.weather, "status": self.status, "seen": self.seen}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> SiteTracker:
+        tracker = cls(state["site_id"], state["interval"], state["max_weather_age_ms"])
+        tracker.offers = OfferBook.from_state(state["offers"], state["interval"])
+        tracker.weather = [tuple(w) for w in state["weather"]]  # type: ignore[misc]
+        tracker.status = [tuple(s) for s in state["status"]]  # type: ignore[misc]
+        tracker.seen = dict(state["seen"])
+        return tracker
+
+
+def _insort(items: list, item: tuple) -> None:
+    i = bisect.bisect_left(items, item[:1])
+    # one observation per instant: the later-arriving duplicate time with other content replaces
+    # it deterministically by taking the larger tuple
+    if i < len(items) and items[i][0] == item[0]:
+        items[i] = max(items[i], item, key=lambda t: tuple(-1 if v is None else v for v in t))
+    else:
+        items.insert(i, item)
+
+
+def _latest_at(items: list, t_ms: int):
+    i = bisect.bisect_right(items, (t_ms, float("inf"), float("inf"))) - 1
+    return items[i] if i >= 0 else None
+
+
+def _keep_from_latest(items: list, t_ms: int) -> list:
+    i = bisect.bisect_right(items, (t_ms, float("inf"), float("inf"))) - 1
+    return items[i:] if i > 0 else items
