@@ -1,0 +1,62 @@
+"""Helpers shared by the benchmarks: the machine line, docs/BENCHMARKS.md sections, a private broker."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "BENCHMARKS.md"
+PY = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv" / "bin" / "python").exists() else sys.executable
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> str:
+    """One line: nproc, CPU model, Python, date."""
+    return (f"{os.cpu_count()} CPUs (nproc), {cpu_model()}, Python {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}; measured {time.strftime('%Y-%m-%d %H:%M %Z')}")
+
+
+def write_section(title: str, body: str, doc: Path = DOC) -> None:
+    """Replace (or append) the ``## title`` section of docs/BENCHMARKS.md, leaving the others alone."""
+    section = f"## {title}"
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    pattern = re.compile(rf"^{re.escape(section)}\n.*?(?=^## |\Z)", re.S | re.M)
+    block = f"{section}\n\n{body.rstrip()}\n\n"
+    text = pattern.sub(lambda _m: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block
+    doc.write_text(text.rstrip() + "\n")
+
+
+def private_broker(heap: str = "1g"):
+    """(bootstrap, stop function) of a fresh single-node Kafka on free ports in a temp dir."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from deploy.local import kafka_broker
+    from deploy.local.common import free_port
+
+    cfg = kafka_broker.BrokerConfig(
+        run_dir=Path(tempfile.mkdtemp(prefix="bench-kafka-")), port=free_port(), controller_port=free_port(), heap=heap
+    )
+    kafka_broker.start(cfg)
+    return cfg.bootstrap, lambda: kafka_broker.stop(cfg)
+
+
+def md_table(header: list[str], rows: list[list[str]], align: str | None = None) -> str:
+    align = align or "|".join("---:" if i else "---" for i in range(len(header)))
+    lines = ["| " + " | ".join(header) + " |", "|" + align + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)

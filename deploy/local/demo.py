@@ -1,0 +1,106 @@
+"""`make demo` / `make down`: the whole pipeline on one machine, every process in the background.
+
+up:   Kafka (KRaft) -> topics -> dispatch job (embedded Flink mini-cluster) -> replay of the
+      sample data -> synthetic jobs -> Streamlit page. PIDs and logs under .run/demo/.
+down: stops everything by recorded PID (and a standalone Flink cluster if one is up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from deploy.local import flink_cluster, kafka_broker
+from deploy.local.common import REPO, RUN_DIR, SetupError, check_port_free, fail, read_pid, stop_pid, tail
+
+DEMO_DIR = RUN_DIR / "demo"
+START = os.environ.get("DEMO_START", "2018-07-01T00:00:00Z")
+SPEED = os.environ.get("SPEED", "3600")
+DASHBOARD_PORT = int(os.environ.get("DASHBOARD_PORT", "8501"))
+
+# name -> command; started in this order, stopped in reverse
+SERVICES: dict[str, list[str]] = {
+    "dispatch-job": [sys.executable, "-m", "flink_jobs.dispatch_job"],
+    "replay": [sys.executable, "-m", "sources.replay", "--source", "data/sample", "--speed", SPEED,
+               "--start", START, "--no-progress"],
+    "jobs": [sys.executable, "-m", "sources.jobs", "--rate", os.environ.get("RATE", "20"),
+             "--count", os.environ.get("COUNT", "2000"), "--seed", os.environ.get("SEED", "7"),
+             "--start", START, "--speed", SPEED, "--no-progress"],
+    "dashboard": [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.address", "127.0.0.1",
+                  "--server.port", str(DASHBOARD_PORT), "--server.headless", "true",
+                  "--browser.gatherUsageStats", "false"],
+}
+
+
+def _pid_file(name: str) -> Path:
+    return DEMO_DIR / f"{name}.pid"
+
+
+def _log_file(name: str) -> Path:
+    return DEMO_DIR / f"{name}.log"
+
+
+def start_service(name: str) -> int:
+    pid = read_pid(_pid_file(name))
+    if pid is not None:
+        return pid
+    DEMO_DIR.mkdir(parents=True, exist_ok=True)
+    with open(_log_file(name), "ab") as log:
+        proc = subprocess.Popen(SERVICES[name], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    _pid_file(name).write_text(str(proc.pid))
+    time.sleep(2)
+    if proc.poll() is not None:
+        raise SetupError(f"{name} exited with code {proc.returncode}; last lines of {_log_file(name)}:\n"
+                         f"{tail(_log_file(name))}")
+    return proc.pid
+
+
+def up() -> None:
+    broker = kafka_broker.BrokerConfig()
+    kafka_broker.start(broker)
+    kafka_broker.create_topics(broker.bootstrap, int(os.environ.get("PARTITIONS", "4")))
+    print(f"Kafka {kafka_broker.kafka_version()} (KRaft) on {broker.bootstrap}; topics ready")
+    if read_pid(_pid_file("dashboard")) is None:
+        check_port_free(DASHBOARD_PORT, "DASHBOARD_PORT")
+    for name in SERVICES:
+        pid = start_service(name)
+        print(f"  {name:<13} pid {pid:<7} log {_log_file(name).relative_to(REPO)}")
+    print(f"""
+GeoDispatch demo is running (event time starts {START}, {SPEED} data-seconds per second):
+  page            http://127.0.0.1:{DASHBOARD_PORT}   (decisions appear within a minute)
+  decisions       .venv/bin/python -m deploy.local.tail dispatch      (also site-costs, dead-letter, pipeline-metrics)
+  stop            make down""")
+
+
+def down() -> None:
+    for name in reversed(list(SERVICES)):
+        if stop_pid(_pid_file(name), name):
+            print(f"stopped {name}")
+    try:
+        flink_cluster.rest_get(flink_cluster.ClusterConfig(), "/overview", timeout=1)
+        flink_cluster.down(flink_cluster.ClusterConfig())
+        print("stopped the Flink session cluster")
+    except OSError:
+        pass
+    if kafka_broker.stop(kafka_broker.BrokerConfig()):
+        print("stopped Kafka")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.local.demo", description=__doc__.split("\n")[0])
+    parser.add_argument("action", choices=["up", "down"])
+    args = parser.parse_args(argv)
+    try:
+        up() if args.action == "up" else down()
+    except SetupError as exc:
+        fail(str(exc))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
