@@ -76,7 +76,14 @@ def to_parsed(element: tuple) -> ParsedRecord:
 
 
 class SiteTicks(KeyedProcessFunction):
-    """Keyed by site_id: keeps the site's offers/weather/status and emits its inputs at every tick."""
+    """Keyed by site_id: keeps the site's offers/weather/status and emits its inputs at every tick.
+
+    Ticks: a site ticks at the first tick at or after each accepted event and keeps ticking while
+    an offer is in force (udfs.site_tracker.SiteTracker.keeps_ticking_after). Python timers can
+    fire out of order (a timer registered inside on_timer reaches the JVM after later ones have
+    fired), so a timer only says "event time reached T": each firing emits, in order, every tick
+    of the running chain up to T, and a timer at or before the last emitted tick does nothing.
+    """
 
     def __init__(self, sites_file: str, tick_len_ms: int):
         self.sites_file = sites_file
@@ -84,18 +91,18 @@ class SiteTicks(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext):
         self.catalogue = load_catalogue(self.sites_file)
+        # The tracker object itself is the state value: no per-record conversion.
         self.tracker_state = runtime_context.get_state(ValueStateDescriptor("tracker", Types.PICKLED_BYTE_ARRAY()))
-        self.due_ticks = runtime_context.get_state(ValueStateDescriptor("due-ticks", Types.PICKLED_BYTE_ARRAY()))
+        # (next chain tick or None, last emitted tick)
+        self.ticks = runtime_context.get_state(ValueStateDescriptor("ticks", Types.PICKLED_BYTE_ARRAY()))
         group = runtime_context.get_metrics_group().add_group("geodispatch")
         self.late = group.counter("late_events")
         self.duplicates = group.counter("duplicates")
         self.expired = group.counter("offers_expired")
 
     def _tracker(self, site_id: str) -> SiteTracker:
-        state = self.tracker_state.value()
-        if state is not None:
-            return SiteTracker.from_state(state)
-        return SiteTracker(site_id, self.catalogue[site_id].offer_interval_ms)
+        tracker = self.tracker_state.value()
+        return tracker if tracker is not None else SiteTracker(site_id, self.catalogue[site_id].offer_interval_ms)
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
         if value[0] != EVENT:
@@ -103,13 +110,10 @@ class SiteTicks(KeyedProcessFunction):
             return
         parsed = to_parsed(value)
         tracker = self._tracker(parsed.key)
-        watermark = ctx.timer_service().current_watermark()
-        outcome = tracker.add(parsed, watermark)
+        outcome = tracker.add(parsed, ctx.timer_service().current_watermark())
         if outcome == ACCEPTED:
-            self.tracker_state.update(tracker.to_state())
-            tick = tick_at_or_after(parsed.event_ms, self.tick_len_ms)
-            self.due_ticks.update(sorted(set(self.due_ticks.value() or []) | {tick}))
-            ctx.timer_service().register_event_time_timer(tick)
+            self.tracker_state.update(tracker)
+            ctx.timer_service().register_event_time_timer(tick_at_or_after(parsed.event_ms, self.tick_len_ms))
         elif outcome == DUPLICATE:
             self.duplicates.inc()
             yield COUNT, "duplicates", 1
@@ -118,33 +122,36 @@ class SiteTicks(KeyedProcessFunction):
             yield COUNT, "late_events", 1
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        # Python timers can fire out of order (a timer registered inside on_timer reaches the JVM
-        # after later ones have fired), so a timer only says "event time reached T": every due
-        # tick up to T is emitted here, in order, and the timer's own time is not trusted.
-        due = list(self.due_ticks.value() or [])
-        if not due or due[0] > timestamp:
+        next_tick, last = self.ticks.value() or (None, None)
+        if last is not None and timestamp <= last:
             return
         tracker = self._tracker(ctx.get_current_key())
-        while due and due[0] <= timestamp:
-            tick = due.pop(0)
+        ticks = []
+        t = next_tick
+        while t is not None and t < timestamp:  # the chain's ticks this (late) timer stands for
+            ticks.append(t)
+            t = t + self.tick_len_ms if tracker.keeps_ticking_after(t) else None
+        ticks.append(timestamp)
+        for tick in ticks:
             inputs = tracker.inputs_at(tick)
             if inputs.price_per_mwh is None:
                 self.expired.inc()
             yield SITE, tick, inputs.to_dict()
-            if tracker.keeps_ticking_after(tick):
-                nxt = tick + self.tick_len_ms
-                if nxt not in due:
-                    due.append(nxt)
-                    due.sort()
-                    ctx.timer_service().register_event_time_timer(nxt)
             tracker.prune(tick)
-        self.due_ticks.update(due)
-        self.tracker_state.update(tracker.to_state())
+        next_tick = timestamp + self.tick_len_ms if tracker.keeps_ticking_after(timestamp) else None
+        if next_tick is not None:
+            ctx.timer_service().register_event_time_timer(next_tick)
+        self.ticks.update((next_tick, timestamp))
+        self.tracker_state.update(tracker)
 
 
 class DispatchTicks(KeyedProcessFunction):
-    """One key (global dispatch): buffers job events and site inputs, and at each tick calls
-    udfs.dispatcher.Dispatcher, emitting site-costs, dispatch and pipeline-metrics rows."""
+    """One key (global dispatch): buffers job events and site inputs by tick, and at each tick calls
+    udfs.dispatcher.Dispatcher, emitting site-costs, dispatch and pipeline-metrics rows.
+
+    Ticks come from site inputs and job events (timers registered per element, which fire in
+    order) and from pending deadlines (registered inside on_timer, which may fire late: a firing
+    first catches up on every deadline tick before it)."""
 
     def __init__(self, sites_file: str, tick_len_ms: int, solver_time_limit_s: float):
         self.sites_file = sites_file
@@ -157,12 +164,13 @@ class DispatchTicks(KeyedProcessFunction):
         self.config = DispatchConfig(tick_len_ms=self.tick_len_ms, time_limit_s=self.solver_time_limit_s)
         self.dispatcher_state = runtime_context.get_state(
             ValueStateDescriptor("dispatcher", Types.PICKLED_BYTE_ARRAY()))
+        # tick -> elements / site inputs of that tick: O(1) per record and per tick
         self.inbox = runtime_context.get_map_state(
-            MapStateDescriptor("job-inbox", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
+            MapStateDescriptor("job-inbox", Types.LONG(), Types.PICKLED_BYTE_ARRAY()))
         self.site_inputs = runtime_context.get_map_state(
-            MapStateDescriptor("site-inputs", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
+            MapStateDescriptor("site-inputs", Types.LONG(), Types.PICKLED_BYTE_ARRAY()))
         self.counts = runtime_context.get_state(ValueStateDescriptor("counts", Types.PICKLED_BYTE_ARRAY()))
-        self.due_ticks = runtime_context.get_state(ValueStateDescriptor("due-ticks", Types.PICKLED_BYTE_ARRAY()))
+        self.last_tick = runtime_context.get_state(ValueStateDescriptor("last-tick", Types.PICKLED_BYTE_ARRAY()))
         group = runtime_context.get_metrics_group().add_group("geodispatch")
         group.gauge("pending_jobs", lambda: self.pending_gauge_value)
         self.decisions_counter = group.counter("decisions")
@@ -176,76 +184,63 @@ class DispatchTicks(KeyedProcessFunction):
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
         kind = value[0]
         timers = ctx.timer_service()
+        last = self.last_tick.value()
         if kind == COUNT:
             self._count(value[1], value[2])
         elif kind == SITE:
             tick_ms, inputs = value[1], value[2]
-            if tick_ms <= timers.current_watermark():
-                self._count("late_site_inputs")
-            self.site_inputs.put(f"{tick_ms:015d}|{inputs['site_id']}", inputs)
-            self._due(timers, tick_ms)
+            if last is not None and tick_ms <= last:
+                self._count("late_site_inputs")  # cannot happen while watermarks follow records
+                return iter(())
+            by_site = self.site_inputs.get(tick_ms) or {}
+            by_site[inputs["site_id"]] = inputs
+            self.site_inputs.put(tick_ms, by_site)
+            timers.register_event_time_timer(tick_ms)
         else:
-            event_ms, record = value[3], value[4]
-            partition, offset = value[5][0], value[5][1]
-            # one entry per delivered record (a re-delivered duplicate too: the dispatcher counts it)
-            key = f"{event_ms:015d}|{record['job_id']}|{record['action']}|{partition}|{offset}"
-            self.inbox.put(key, value)
-            tick = tick_at_or_after(event_ms, self.tick_len_ms)
+            tick = tick_at_or_after(value[3], self.tick_len_ms)
             watermark = timers.current_watermark()
-            if tick <= watermark:
+            if tick <= watermark or (last is not None and tick <= last):
                 # A late job is not dropped: it joins the next tick (and is counted).
                 self.late_jobs.inc()
                 self._count("late_jobs")
-                tick = tick_at_or_after(watermark + 1, self.tick_len_ms)
-            self._due(timers, tick)
+                tick = tick_at_or_after(max(watermark, last or watermark) + 1, self.tick_len_ms)
+            events = self.inbox.get(tick) or []
+            events.append(value)
+            self.inbox.put(tick, events)
+            timers.register_event_time_timer(tick)
         return iter(())
 
-    def _due(self, timers, tick: int) -> None:
-        due = set(self.due_ticks.value() or [])
-        if tick not in due:
-            due.add(tick)
-            self.due_ticks.update(sorted(due))
-            timers.register_event_time_timer(tick)
-
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        # As in SiteTicks: process every due tick up to the timer's time, in order.
-        due = list(self.due_ticks.value() or [])
-        if not due or due[0] > timestamp:
+        last = self.last_tick.value()
+        if last is not None and timestamp <= last:
             return
         dispatcher = Dispatcher(self.catalogue, self.config)
         dispatcher.load_state(self.dispatcher_state.value())
-        inbox = sorted(self.inbox.items())
-        site_inputs: dict[int, dict[str, SiteInputs]] = {}
-        used = []
-        for key, value in self.site_inputs.items():
-            tick = int(key.split("|", 1)[0])
-            if tick <= timestamp:
-                site_inputs.setdefault(tick, {})[value["site_id"]] = SiteInputs.from_dict(value)
-                used.append(key)
-        for key in used:
-            self.site_inputs.remove(key)
-        while due and due[0] <= timestamp:
-            tick = due.pop(0)
-            yield from self._run_tick(dispatcher, tick, inbox, site_inputs.get(tick, {}))
-            nxt = dispatcher.next_deadline_tick(self.tick_len_ms)
-            if nxt is not None:
-                nxt = max(nxt, tick + self.tick_len_ms)
-                if nxt not in due:
-                    due.append(nxt)
-                    due.sort()
-                    ctx.timer_service().register_event_time_timer(nxt)
-        self.due_ticks.update(due)
+        while True:  # deadline ticks this firing stands for, then the firing's own tick
+            deadline = dispatcher.next_deadline_tick(self.tick_len_ms)
+            tick = deadline if deadline is not None and (last is None or deadline > last) and deadline < timestamp \
+                else timestamp
+            yield from self._run_tick(dispatcher, tick)
+            last = tick
+            if tick == timestamp:
+                break
+        nxt = dispatcher.next_deadline_tick(self.tick_len_ms)
+        if nxt is not None:
+            ctx.timer_service().register_event_time_timer(max(nxt, timestamp + self.tick_len_ms))
+        self.last_tick.update(timestamp)
         self.dispatcher_state.update(dispatcher.to_state())
         self.pending_gauge_value = len(dispatcher.pending)
 
-    def _run_tick(self, dispatcher: Dispatcher, tick: int, inbox: list, inputs: dict[str, SiteInputs]):
+    def _run_tick(self, dispatcher: Dispatcher, tick: int):
+        elements = self.inbox.get(tick) or []
+        self.inbox.remove(tick)
+        inputs = {site_id: SiteInputs.from_dict(d) for site_id, d in (self.site_inputs.get(tick) or {}).items()}
+        self.site_inputs.remove(tick)
         events, meta = [], {}
-        while inbox and int(inbox[0][0].split("|", 1)[0]) <= tick:
-            key, element = inbox.pop(0)
+        for element in elements:
             parsed = to_parsed(element)
             events.append(parsed)
             meta[id(parsed)] = element[5]
-            self.inbox.remove(key)
         counts = self.counts.value() or {}
         self.counts.clear()
         out = dispatcher.run_tick(tick, events, inputs, counts)

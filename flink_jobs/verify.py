@@ -91,7 +91,7 @@ def load_inputs(bootstrap: str, prefix: str, sites_file: str | None, timeout_s: 
     raw_jobs = read_committed(bootstrap, prefix + topics.JOBS, timeout_s, extra=extra)
     known = frozenset(load_catalogue(sites_file).site_ids)
     job_events, invalid = [], 0
-    for _, value, partition, offset in sorted(raw_jobs, key=lambda r: (r[2], r[3])):
+    for _, value, _p, _o in sorted(raw_jobs, key=lambda r: (r[2], r[3])):
         try:
             job_events.append(parse_input(topics.JOBS, value, known).record)
         except RecordError:
@@ -115,13 +115,23 @@ def main(argv: list[str] | None = None) -> int:
                         help="site catalogue used to validate job records (env GRD_SITES)")
     parser.add_argument("--timeout-s", type=float, default=120.0, help="give up reading a topic after this")
     parser.add_argument("--json", action="store_true", help="print the full report as JSON on stdout")
+    parser.add_argument("--sasl-username", default=os.environ.get("GRD_KAFKA_USER"),
+                        help="SASL/SCRAM-SHA-512 user (env GRD_KAFKA_USER; see deploy/local/kafka_secure.py)")
+    parser.add_argument("--sasl-password-file", default=os.environ.get("GRD_KAFKA_PASSWORD_FILE"),
+                        help="file holding the SASL password (env GRD_KAFKA_PASSWORD_FILE, or GRD_KAFKA_PASSWORD)")
     args = parser.parse_args(argv)
+    extra: dict[str, Any] | None = None
+    if args.sasl_username:
+        password = (open(args.sasl_password_file).read().strip() if args.sasl_password_file
+                    else os.environ.get("GRD_KAFKA_PASSWORD", ""))
+        extra = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
+                 "sasl_plain_username": args.sasl_username, "sasl_plain_password": password}
     try:
         horizon = parse_ts_ms(args.horizon, "--horizon") if args.horizon else None
     except ValueError as exc:
         parser.error(str(exc))
     try:
-        data = load_inputs(args.bootstrap, args.topic_prefix, args.sites_file, args.timeout_s)
+        data = load_inputs(args.bootstrap, args.topic_prefix, args.sites_file, args.timeout_s, extra)
     except Exception as exc:  # a broker that is down: one line, exit 2
         if type(exc).__module__.startswith("kafka"):
             print(f"error: cannot read from Kafka at {args.bootstrap}: {exc}", file=sys.stderr)

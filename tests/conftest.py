@@ -19,7 +19,7 @@ from deploy.local.common import free_port  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> str:
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> str:
     """A real single-node Kafka 4.x (KRaft) for the whole session; yields its bootstrap string.
 
     Set GRD_TEST_KAFKA=host:port to reuse a broker that is already running.
@@ -32,7 +32,11 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> str:
         run_dir=tmp_path_factory.mktemp("kafka"), port=free_port(), controller_port=free_port(), heap="768m"
     )
     kafka_broker.start(cfg)
-    print(f"\n[kafka] Kafka {kafka_broker.kafka_version()} broker in KRaft mode up on {cfg.bootstrap}")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    message = f"[kafka] Apache Kafka {kafka_broker.kafka_version()} broker (KRaft, broker+controller) up on {cfg.bootstrap}"
+    if reporter is not None:  # shown in the run's output, not captured like a print
+        reporter.write_line("")
+        reporter.write_line(message)
     try:
         yield cfg.bootstrap
     finally:

@@ -141,7 +141,17 @@ def test_ctrl_c_stops_cleanly_and_flushes(kafka_bootstrap, topic_prefix, read_to
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(4)
+    # interrupt once records are flowing (a loaded machine can take a while to start Python)
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topics[0], bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=500)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        if consumer.poll(timeout_ms=500):
+            break
+    consumer.close()
+    time.sleep(1)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
