@@ -24,7 +24,7 @@ export KAFKA_BOOTSTRAP JOBMANAGER
 
 .PHONY: help setup venv jars sample-data demo down test test-unit kafka-up kafka-down topics \
         cluster-up cluster-down job job-local passthrough replay upload-sample jobs dashboard \
-        bench bench-dispatch lint
+        bench bench-dispatch bench-replay k8s-validate lint
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -53,7 +53,7 @@ sample-data: $(STAMP_VENV) ## Build data/sample from pinned registry packages (S
 	@$(PY) -m sources.sample_data
 
 # ---------------------------------------------------------------- local services
-kafka-up: setup ## Start the local Kafka 4.x broker (KRaft) on 127.0.0.1:$$KAFKA_PORT (9092)
+kafka-up: setup ## Start the local Kafka 4.x broker (KRaft) on 127.0.0.1:9092 (KAFKA_PORT)
 	@$(PY) -m deploy.local.kafka_broker up
 
 kafka-down: ## Stop the local Kafka broker
@@ -81,7 +81,7 @@ passthrough: setup ## Run the passthrough job (prices -> prices-out) on an embed
 replay: setup ## Replay history into Kafka: SOURCE=data/sample|s3://bucket/prefix SPEED=3600
 	@$(PY) -m sources.replay --source $(SOURCE) --speed $(SPEED) $(REPLAY_ARGS)
 
-upload-sample: sample-data ## Upload data/sample to s3://$$BUCKET/$$PREFIX with boto3 (AWS_ENDPOINT_URL honoured)
+upload-sample: sample-data ## Upload data/sample to s3://BUCKET/PREFIX with boto3 (AWS_ENDPOINT_URL honoured)
 	@$(PY) -m sources.upload --bucket $(BUCKET) --prefix $(PREFIX)
 
 jobs: setup ## Stream synthetic job submissions (RATE, COUNT, SEED)
@@ -112,3 +112,9 @@ bench: setup sample-data ## All benchmarks; writes docs/BENCHMARKS.md
 
 bench-dispatch: $(STAMP_VENV) ## Dispatch solver benchmark (jobs x sites grid)
 	@$(PY) -m bench.bench_dispatch
+
+bench-replay: setup sample-data ## Replay producer rate into a local broker
+	@$(PY) -m bench.bench_replay
+
+k8s-validate: $(STAMP_VENV) ## Validate deploy/k8s offline: kubeconform + pinned CRD/core schemas
+	@$(PY) -m deploy.k8s.validate

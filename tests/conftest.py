@@ -33,7 +33,8 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fi
     )
     kafka_broker.start(cfg)
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    message = f"[kafka] Apache Kafka {kafka_broker.kafka_version()} broker (KRaft, broker+controller) up on {cfg.bootstrap}"
+    message = (f"[kafka] Apache Kafka {kafka_broker.kafka_version()} broker (KRaft, broker+controller) "
+               f"up on {cfg.bootstrap}")
     if reporter is not None:  # shown in the run's output, not captured like a print
         reporter.write_line("")
         reporter.write_line(message)
