@@ -27,7 +27,7 @@ export KAFKA_BOOTSTRAP JOBMANAGER
         bench bench-dispatch bench-replay k8s-validate lint
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
 # ---------------------------------------------------------------- setup (idempotent)
 setup: venv jars ## Install the venv, Python packages and the Maven jars
