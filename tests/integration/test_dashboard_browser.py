@@ -8,6 +8,8 @@ to check that the live fragment picks it up without a reload."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -47,12 +49,18 @@ def served_page(kafka_bootstrap, topic_prefix, tmp_path):
     """The page served by a real `streamlit run` subprocess over scripted records; yields its URL."""
     R.create_dashboard_topics(kafka_bootstrap, topic_prefix)
     R.produce(kafka_bootstrap, topic_prefix, R.all_records())
+    with serve(kafka_bootstrap, topic_prefix, R.write_catalogue(tmp_path), tmp_path) as (url, log):
+        yield url, kafka_bootstrap, topic_prefix, log
+
+
+@contextlib.contextmanager
+def serve(kafka_bootstrap: str, topic_prefix: str, sites_file: Path, tmp_path: Path):
     port = free_port()
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP": kafka_bootstrap,
         "GRD_TOPIC_PREFIX": topic_prefix,
-        "GRD_SITES": str(R.write_catalogue(tmp_path)),
+        "GRD_SITES": str(sites_file),
         "GRD_DASHBOARD_REFRESH_S": "1",
     }
     log = tmp_path / "streamlit.log"
@@ -68,7 +76,7 @@ def served_page(kafka_bootstrap, topic_prefix, tmp_path):
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc, log)
-        yield url, kafka_bootstrap, topic_prefix, log
+        yield url, log
     finally:
         proc.terminate()
         try:
@@ -106,3 +114,33 @@ def test_page_in_headless_chromium_shows_sites_decisions_and_updates_live(served
         shot = browser.screenshot(ARTIFACTS / "dashboard.png")
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000, f"screenshot looks empty: {len(data)} bytes"
+
+
+def test_page_against_the_running_pipeline(kafka_bootstrap, tmp_path):
+    """The real chain: scenario inputs -> the dispatch job on Flink -> output topics -> the page."""
+    import uuid
+
+    from tests.integration import test_dispatch_job as pipeline
+    from tests.kafka_helpers import consume_all
+
+    prefix = f"page{uuid.uuid4().hex[:6]}-"
+    pipeline.create_topics(kafka_bootstrap, [prefix + t for t in T.ALL_TOPICS])
+    pipeline.deliver(kafka_bootstrap, prefix, pipeline.scenario_events())
+    sites_file = REPO / "conf" / "sites.yaml"
+    pipeline.run_job(kafka_bootstrap, prefix, str(sites_file), tmp_path)
+    decisions = [json.loads(r.value) for r in consume_all(kafka_bootstrap, prefix + T.DISPATCH, timeout_s=20)]
+    latest = max((d for d in decisions if d["status"] == "dispatched"), key=lambda d: (d["tick"], d["job_id"]))
+    with serve(kafka_bootstrap, prefix, sites_file, tmp_path) as (url, log):
+        try:
+            chromium = ensure_chromium()
+        except BrowserError as exc:
+            pytest.fail(str(exc))
+        with Chromium(chromium, tmp_path / "chromium-profile") as browser:
+            browser.open(url)
+            try:
+                text = browser.wait_for_text(["Amsterdam", "Turin", "Stockholm", latest["job_id"]], timeout_s=120)
+            except BrowserError as exc:
+                browser.screenshot(ARTIFACTS / "dashboard-pipeline-failed.png")
+                pytest.fail(f"{exc}\nstreamlit log:\n{tail(log)}")
+            assert "Traceback" not in text and "Cannot reach Kafka" not in text
+            browser.screenshot(ARTIFACTS / "dashboard-pipeline.png")
