@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -18,7 +19,11 @@ def flink_configuration(cfg: JobConfig) -> Configuration:
     # The Python workers must run our venv's interpreter, not whatever `python` is on PATH.
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)
-    conf.set_string("python.pythonpath", str(REPO))
+    if not os.environ.get("GRD_CODE_SHIPPED"):
+        # Embedded runs import our packages from the checkout; `flink run` ships them with -pyfs
+        # instead (deploy/local/flink_cluster.py sets GRD_CODE_SHIPPED), so a restarted worker runs
+        # the code that was submitted, not whatever the checkout holds by then.
+        conf.set_string("python.pythonpath", str(REPO))
     conf.set_string("python.execution-mode", cfg.execution_mode)
     conf.set_string("python.fn-execution.bundle.size", str(cfg.bundle_size))
     # Restart strategy through configuration keys (Flink 2.x dropped the object setters).

@@ -224,6 +224,7 @@ def job_bundle(cfg: ClusterConfig) -> Path:
 def run_cli(cfg: ClusterConfig, cmd: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
     env = _prepare_env_only(cfg)
     env["PYTHONPATH"] = f"{REPO}:{env.get('PYTHONPATH', '')}"
+    env["GRD_CODE_SHIPPED"] = "1"  # the job's workers import the -pyfs bundle, not the checkout
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 
