@@ -35,9 +35,11 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fi
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     message = (f"[kafka] Apache Kafka {kafka_broker.kafka_version()} broker (KRaft, broker+controller) "
                f"up on {cfg.bootstrap}")
-    if reporter is not None:  # shown in the run's output, not captured like a print
-        reporter.write_line("")
-        reporter.write_line(message)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:  # shown in the run's output, not captured like a print
+        with capture.global_and_fixture_disabled():
+            reporter.write_line("")
+            reporter.write_line(message)
     try:
         yield cfg.bootstrap
     finally:
