@@ -39,6 +39,7 @@ class JobConfig:
     bundle_size: int = 1000
     output_topic: str = "prices-out"  # passthrough only
     detached: bool = False
+    kafka_properties_file: str = ""
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
@@ -70,6 +71,8 @@ _HELP = {
     "bundle_size": ("GRD_BUNDLE_SIZE", "python.fn-execution.bundle.size"),
     "output_topic": ("GRD_OUTPUT_TOPIC", "passthrough job: output topic (before the prefix)"),
     "detached": ("GRD_DETACHED", "return once the job is submitted instead of waiting for it to end"),
+    "kafka_properties_file": ("GRD_KAFKA_PROPERTIES_FILE",
+                              "extra Kafka client properties (key=value lines, e.g. SASL/TLS), all sources/sinks"),
 }
 
 _CHOICES = {
@@ -119,9 +122,36 @@ def load_config(argv: list[str] | None = None, prog: str | None = None, descript
         problems.append("--tick-minutes must be at least 1")
     if cfg.out_of_orderness_s < 0:
         problems.append("--out-of-orderness-s must not be negative")
+    if cfg.kafka_properties_file:
+        try:
+            kafka_client_properties(cfg.kafka_properties_file)
+        except (OSError, ValueError) as exc:
+            problems.append(f"--kafka-properties-file: {exc}")
     if problems:
         parser.error("; ".join(problems))
     return cfg
+
+
+# Set by the job itself; a properties file may not override them.
+RESERVED_KAFKA_PROPERTIES = {"bootstrap.servers", "group.id", "isolation.level", "transaction.timeout.ms",
+                             "transactional.id", "key.deserializer", "value.deserializer"}
+
+
+def kafka_client_properties(path: str) -> dict[str, str]:
+    """Java-properties style ``key=value`` lines (``#`` comments) -> dict. Raises ValueError."""
+    props: dict[str, str] = {}
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith(("#", "!")):
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"{path}:{n}: expected key=value")
+        if key in RESERVED_KAFKA_PROPERTIES:
+            raise ValueError(f"{path}:{n}: {key} is set by the job (use its own flag)")
+        props[key] = value.strip()
+    return props
 
 
 def connector_jars() -> list[str]:

@@ -10,7 +10,7 @@ from pyflink.common import Configuration
 from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
 from pyflink.table import EnvironmentSettings, StreamTableEnvironment
 
-from flink_jobs.config import REPO, JobConfig, connector_jars
+from flink_jobs.config import REPO, JobConfig, connector_jars, kafka_client_properties
 
 
 def flink_configuration(cfg: JobConfig) -> Configuration:
@@ -64,7 +64,13 @@ def kafka_source_options(cfg: JobConfig, topic: str, group_suffix: str) -> dict[
     }
     if cfg.bounded:
         options["scan.bounded.mode"] = "latest-offset"
-    return options
+    return {**options, **_extra_properties(cfg)}
+
+
+def _extra_properties(cfg: JobConfig) -> dict[str, str]:
+    if not cfg.kafka_properties_file:
+        return {}
+    return {f"properties.{k}": v for k, v in kafka_client_properties(cfg.kafka_properties_file).items()}
 
 
 def kafka_sink_options(cfg: JobConfig, topic: str, sink_name: str) -> dict[str, str]:
@@ -79,11 +85,14 @@ def kafka_sink_options(cfg: JobConfig, topic: str, sink_name: str) -> dict[str, 
         options["sink.transactional-id-prefix"] = f"{cfg.group_id}-{cfg.topic_prefix}{sink_name}"
         # The connector's default (1 h) exceeds the broker's default maximum (15 min).
         options["properties.transaction.timeout.ms"] = str(cfg.transaction_timeout_ms)
-    return options
+    return {**options, **_extra_properties(cfg)}
 
 
 def with_clause(options: dict[str, str]) -> str:
-    return ",\n  ".join(f"'{k}' = '{v}'" for k, v in options.items())
+    def quote(text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"  # SQL string literal (a JAAS config has quotes)
+
+    return ",\n  ".join(f"{quote(k)} = {quote(v)}" for k, v in options.items())
 
 
 def watermark_interval(seconds: float) -> str:

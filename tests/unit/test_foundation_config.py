@@ -87,3 +87,26 @@ def test_kafka_up_on_busy_port_is_one_line(tmp_path):
                               cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: port") and "Traceback" not in proc.stderr
+
+
+def test_kafka_properties_file_reaches_every_source_and_sink(tmp_path):
+    from flink_jobs.runtime import kafka_sink_options, kafka_source_options, with_clause
+
+    props = tmp_path / "client.properties"
+    props.write_text("# SASL to an external cluster\nsecurity.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+                     "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+                     "username='gd' password='secret';\n")
+    cfg = load_config(["--kafka-properties-file", str(props)])
+    for options in (kafka_source_options(cfg, "prices", "t"), kafka_sink_options(cfg, "dispatch", "dispatch")):
+        assert options["properties.security.protocol"] == "SASL_SSL"
+        assert options["properties.sasl.mechanism"] == "SCRAM-SHA-512"
+    clause = with_clause(kafka_source_options(cfg, "prices", "t"))
+    assert "username=''gd'' password=''secret'';" in clause  # quotes escaped inside the SQL literal
+
+
+def test_kafka_properties_file_may_not_override_what_the_job_sets(tmp_path, capsys):
+    props = tmp_path / "client.properties"
+    props.write_text("isolation.level=read_uncommitted\n")
+    with pytest.raises(SystemExit):
+        load_config(["--kafka-properties-file", str(props)])
+    assert "isolation.level is set by the job" in capsys.readouterr().err
