@@ -46,6 +46,16 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fi
         kafka_broker.stop(cfg)
 
 
+@pytest.fixture(scope="session")
+def sample_data() -> Path:
+    """data/sample, which `make test` builds first (make sample-data). Missing is a failure, not a skip."""
+    from sources.sample_data import SAMPLE_DIR
+
+    if not (SAMPLE_DIR / "manifest.json").exists():
+        pytest.fail(f"{SAMPLE_DIR} is not built: run `make sample-data` (make test does it first)")
+    return SAMPLE_DIR
+
+
 @pytest.fixture()
 def topic_prefix() -> str:
     """A unique prefix so tests sharing the session broker never read each other's records."""

@@ -109,6 +109,7 @@ class DispatchResult:
     detail: str = ""  # why a fallback happened, if it did
     proven_gap: float | None = None  # objective - solver's dual bound (HiGHS only), EUR
     site_cost: dict[str, float] = field(default_factory=dict)  # placed job -> EUR/compute-hour
+    greedy_plan: dict[str, str] = field(default_factory=dict)  # the greedy baseline on the same tick
 
 
 def solver_name(choice: str = "auto") -> str:
@@ -308,6 +309,7 @@ def solve_dispatch(
             objective=objective_of(prob, plan),
             solve_ms=(time.perf_counter() - t0) * 1000.0,
             greedy_objective=greedy_obj,
+            greedy_plan=dict(greedy),
             cost=sum(j_hours[j] * s_cost[s] for j, s in plan.items()),
             site_cost={j: s_cost[s] for j, s in plan.items()},
             **kw,

@@ -144,15 +144,7 @@ class Dispatcher:
                                  start=self.rr_pointer)
         if site_states:
             self.rr_pointer = (self.rr_pointer + len(naive)) % len(site_states)
-        greedy_cost = 0.0
-        try:
-            from udfs.baselines import greedy_plan
-
-            greedy = greedy_plan(jobs, site_states, tick_ms, tick_len_ms=self.config.tick_len_ms,
-                                 values=self.config.values, beneficial_only=True)
-            greedy_cost = plan_cost(greedy, jobs, site_states)
-        except ValueError:
-            greedy = {}
+        greedy_cost = plan_cost(result.greedy_plan, jobs, site_states)  # the solver's own greedy baseline
         naive_obj = evaluate_objective(naive, jobs, site_states, tick_ms, tick_len_ms=self.config.tick_len_ms,
                                        values=self.config.values)
         cost = plan_cost(result.assignments, jobs, site_states)

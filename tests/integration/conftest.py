@@ -4,9 +4,10 @@ Central) on a free 127.0.0.1 port for the session, and a Kafka read-back helper.
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from deploy.local import s3_server
-from deploy.local.common import SetupError, free_port
+from deploy.local.common import REPO, SetupError, free_port
 
 
 @pytest.fixture(scope="session")
@@ -70,3 +71,14 @@ def _consume(
 def read_topics():
     """read_topics(bootstrap, topics, expected) -> [(topic, key, value bytes, timestamp ms)]."""
     return _consume
+
+
+@pytest.fixture(scope="session")
+def small_sites(tmp_path_factory) -> str:
+    """The default catalogue with small capacities, so jobs compete for slots."""
+    data = yaml.safe_load((REPO / "conf" / "sites.yaml").read_text())
+    for site in data["sites"]:
+        site["capacity_slots"] = 40
+    path = tmp_path_factory.mktemp("sites") / "sites.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)

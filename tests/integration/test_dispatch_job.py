@@ -13,7 +13,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-import yaml
 
 from deploy.local.common import REPO
 from tests import scenario
@@ -26,17 +25,6 @@ from udfs.timeutil import parse_ts_ms
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 STOP_SITE, STOP_AFTER_H = "trn", 16  # trn's offers stop: it must go unavailable at 16:00
-
-
-@pytest.fixture(scope="module")
-def small_sites(tmp_path_factory) -> str:
-    """The default catalogue with small capacities, so jobs compete for slots."""
-    data = yaml.safe_load((REPO / "conf" / "sites.yaml").read_text())
-    for site in data["sites"]:
-        site["capacity_slots"] = 40
-    path = tmp_path_factory.mktemp("sites") / "sites.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return str(path)
 
 
 def scenario_events() -> dict[str, list[dict]]:

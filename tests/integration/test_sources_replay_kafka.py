@@ -19,7 +19,7 @@ from udfs.timeutil import parse_ts_ms
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not (SAMPLE_DIR / "manifest.json").exists(), reason="data/sample not built (make sample-data)"),
+    pytest.mark.usefixtures("sample_data"),
 ]
 EVENT_FIELD = {"prices": "valid_from", "weather": "observed_at"}
 

@@ -18,7 +18,7 @@ from tests.conftest import REPO, create_topics
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
-    pytest.mark.skipif(not (SAMPLE_DIR / "manifest.json").exists(), reason="data/sample not built (make sample-data)"),
+    pytest.mark.usefixtures("sample_data"),
 ]
 
 

@@ -135,7 +135,7 @@ def test_sha256_mismatch_is_a_clear_error(tmp_path):
 SAMPLE = sd.SAMPLE_DIR
 
 
-@pytest.mark.skipif(not (SAMPLE / "manifest.json").exists(), reason="data/sample not built (make sample-data)")
+@pytest.mark.usefixtures("sample_data")
 def test_built_sample_is_complete_and_hourly_in_utc():
     manifest = json.loads((SAMPLE / "manifest.json").read_text())
     assert set(manifest["sites"]) == {"ams", "trn", "sto", "chi", "tus"}
