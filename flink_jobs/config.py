@@ -34,8 +34,9 @@ class JobConfig:
     restart_delay_s: float = 5.0
     sites_file: str = str(REPO / "conf" / "sites.yaml")
     solver_time_limit_s: float = 2.0
+    dispatch_shards: int = 1
     state_dir: str = str(REPO / ".run" / "checkpoints")
-    execution_mode: str = "process"
+    execution_mode: str = "thread"
     bundle_size: int = 1000
     output_topic: str = "prices-out"  # passthrough only
     detached: bool = False
@@ -66,6 +67,8 @@ _HELP = {
     "restart_delay_s": ("GRD_RESTART_DELAY_S", "fixed-delay restart strategy: delay in seconds"),
     "sites_file": ("GRD_SITES", "site catalogue (YAML)"),
     "solver_time_limit_s": ("GRD_SOLVER_TIME_LIMIT_S", "time limit of one dispatch solve, seconds"),
+    "dispatch_shards": ("GRD_DISPATCH_SHARDS",
+                        "region shards of the dispatch, one subtask each (1 = one global solve per tick)"),
     "state_dir": ("GRD_STATE_DIR", "checkpoint directory (a path or URI such as s3://...)"),
     "execution_mode": ("GRD_PYTHON_EXECUTION_MODE", "Python worker mode: process | thread"),
     "bundle_size": ("GRD_BUNDLE_SIZE", "python.fn-execution.bundle.size"),
@@ -120,6 +123,8 @@ def load_config(argv: list[str] | None = None, prog: str | None = None, descript
         problems.append("--checkpoint-interval-s must be positive")
     if cfg.tick_minutes < 1:
         problems.append("--tick-minutes must be at least 1")
+    if cfg.dispatch_shards < 1:
+        problems.append("--dispatch-shards must be at least 1")
     if cfg.out_of_orderness_s < 0:
         problems.append("--out-of-orderness-s must not be negative")
     if cfg.kafka_properties_file:

@@ -6,6 +6,8 @@
       -> event-time watermarks       (bounded out-of-orderness, idleness)
       -> SiteTicks   keyed by site   (offers in force, latest weather, status; late/duplicate counted)
       -> DispatchTicks  one key      (pending jobs, committed slots, PuLP dispatch per tick)
+                        or one key per region shard (--dispatch-shards N; JobRouter keyed by
+                        job_id sends each job's events to the shard that decides it)
       -> site-costs, dispatch, pipeline-metrics, dead-letter (Kafka, exactly-once)
 
     python -m flink_jobs.dispatch_job --help
@@ -25,6 +27,7 @@ from flink_jobs.operators import (
     EVENT,
     OUT_TYPE,
     DispatchTicks,
+    JobRouter,
     ParseAndValidate,
     SiteTicks,
 )
@@ -36,6 +39,8 @@ from flink_jobs.runtime import (
     with_clause,
 )
 from udfs import topics
+from udfs.catalogue import load_catalogue
+from udfs.sharding import assign_shards
 
 SITE_TOPICS = (topics.PRICES, topics.WEATHER, topics.SITE_STATUS)
 
@@ -112,22 +117,81 @@ def build_pipeline(raw: DataStream, cfg: JobConfig) -> DataStream:
     dead_from_parse = parsed.get_side_output(DEAD_LETTER_TAG)
     timed = parsed  # timestamps and watermarks come from the sources (see declare_sources)
     site_events = timed.filter(lambda e: e[0] == EVENT and e[1] in SITE_TOPICS).name("site-events")
-    to_dispatch = timed.filter(lambda e: e[0] == COUNT or (e[0] == EVENT and e[1] == topics.JOBS)).name("job-events")
     site_ticks = (
         site_events.key_by(lambda e: e[2], key_type=Types.STRING())
         .process(SiteTicks(cfg.sites_file, tick_ms))
         .name("site-ticks")
         .uid("site-ticks")
     )
-    outputs = (
-        site_ticks.union(to_dispatch)
-        .key_by(lambda e: "dispatch", key_type=Types.STRING())
-        .process(DispatchTicks(cfg.sites_file, tick_ms, cfg.solver_time_limit_s), output_type=OUT_TYPE)
+    if cfg.dispatch_shards == 1:
+        to_dispatch = timed.filter(lambda e: e[0] == COUNT or (e[0] == EVENT and e[1] == topics.JOBS))
+        outputs = (
+            site_ticks.union(to_dispatch.name("job-events"))
+            .key_by(lambda e: "dispatch", key_type=Types.STRING())
+            .process(DispatchTicks(cfg.sites_file, tick_ms, cfg.solver_time_limit_s), output_type=OUT_TYPE)
+            .name("dispatch")
+            .uid("dispatch")
+            .set_parallelism(1)  # one global optimisation per tick
+        )
+    else:
+        outputs = sharded_dispatch(timed, site_ticks, cfg, tick_ms)
+    return outputs.union(dead_from_parse)
+
+
+MAX_PARALLELISM = 128  # of the dispatch operator: fixed, so the shard keys' subtasks are known
+
+
+def sharded_dispatch(timed: DataStream, site_ticks: DataStream, cfg: JobConfig, tick_ms: int) -> DataStream:
+    """One dispatch key per region shard, each on its own subtask (udfs/sharding.py)."""
+    shards = cfg.dispatch_shards
+    site_shard = assign_shards(load_catalogue(cfg.sites_file), shards)
+    keys = shard_keys(shards)
+    routed_jobs = (
+        timed.filter(lambda e: e[0] == EVENT and e[1] == topics.JOBS).name("job-events")
+        .key_by(lambda e: e[2], key_type=Types.STRING())
+        .process(JobRouter(site_shard, shards))
+        .name("job-router")
+        .uid("job-router")
+    )
+    counts = timed.filter(lambda e: e[0] == COUNT).name("counts")
+
+    def shard_key(e) -> str:
+        if e[0] == EVENT:
+            return keys[e[6]]  # stamped by JobRouter
+        if e[0] == COUNT:
+            return keys[0]  # counted once, in shard 0's pipeline-metrics
+        return keys[site_shard[e[2]["site_id"]]]
+
+    return (
+        site_ticks.union(routed_jobs, counts)
+        .key_by(shard_key, key_type=Types.STRING())
+        .process(DispatchTicks(cfg.sites_file, tick_ms, cfg.solver_time_limit_s, keys, site_shard),
+                 output_type=OUT_TYPE)
         .name("dispatch")
         .uid("dispatch")
-        .set_parallelism(1)  # one global optimisation per tick
+        .set_parallelism(shards)
+        .set_max_parallelism(MAX_PARALLELISM)
     )
-    return outputs.union(dead_from_parse)
+
+
+def shard_keys(shards: int) -> list[str]:
+    """A key per shard that Flink's key-group hashing places on subtask == shard, so every shard
+    gets its own subtask (plain "shard-0", "shard-1" could share one). Asked of the JVM itself
+    (KeyGroupRangeAssignment on the Row the key selector produces), not re-implemented here."""
+    from pyflink.java_gateway import get_gateway
+
+    jvm = get_gateway().jvm
+    assign = jvm.org.apache.flink.runtime.state.KeyGroupRangeAssignment.assignKeyToParallelOperator
+    keys = []
+    for shard in range(shards):
+        for salt in range(100_000):
+            key = f"shard-{shard}" if salt == 0 else f"shard-{shard}.{salt}"
+            row = jvm.org.apache.flink.types.Row.withPositions(1)
+            row.setField(0, key)
+            if assign(row, MAX_PARALLELISM, shards) == shard:
+                keys.append(key)
+                break
+    return keys
 
 
 def attach_sinks(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, outputs: DataStream) -> None:
@@ -142,12 +206,14 @@ def attach_sinks(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,
 
 def main(argv: list[str] | None = None) -> None:
     cfg = load_config(argv, prog="python -m flink_jobs.dispatch_job", description=__doc__.split("\n")[0])
-    from udfs.catalogue import load_catalogue
-
     try:
         catalogue = load_catalogue(cfg.sites_file)
     except (OSError, ValueError) as exc:
         raise SystemExit(f"error: site catalogue: {exc}") from None
+    try:
+        assign_shards(catalogue, cfg.dispatch_shards)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     env, t_env = create_environments(cfg)
     declare_sources(t_env, cfg)
     declare_sinks(t_env, cfg)

@@ -20,6 +20,7 @@ from udfs.catalogue import load_catalogue
 from udfs.dispatch import DispatchConfig
 from udfs.dispatcher import Dispatcher
 from udfs.records import ParsedRecord, RecordError, dead_letter, parse_input
+from udfs.sharding import JobRoute, shard_catalogue
 from udfs.site_tracker import ACCEPTED, DUPLICATE, SiteInputs, SiteTracker, tick_at_or_after
 from udfs.timeutil import format_ts
 
@@ -29,6 +30,7 @@ DEAD_LETTER_TAG = OutputTag("dead-letter", OUT_TYPE)
 
 # Elements flowing between the operators (pickled tuples):
 #   ("event", topic, key, event_ms, record, meta)  a valid input record; meta = (partition, offset, raw)
+#   ("event", ..., meta, shard)                     a job event stamped by JobRouter (sharded dispatch)
 #   ("site", tick_ms, site_inputs_dict)             a site's inputs at one tick
 #   ("count", name, n)                              a counter for pipeline-metrics (late, duplicates, ...)
 EVENT, SITE, COUNT = "event", "site", "count"
@@ -40,6 +42,13 @@ def _json(value: dict[str, Any]) -> str:
 
 def _now_iso() -> str:
     return format_ts(int(time.time() * 1000))
+
+
+def subtask_index(runtime_context: RuntimeContext) -> int:
+    try:
+        return runtime_context.get_index_of_this_subtask()
+    except AttributeError:  # PyFlink 2.2 thread mode calls a method Flink 2.0 moved to TaskInfo
+        return runtime_context._runtime_context.getTaskInfo().getIndexOfThisSubtask()
 
 
 class ParseAndValidate(ProcessFunction):
@@ -145,6 +154,40 @@ class SiteTicks(KeyedProcessFunction):
         self.tracker_state.update(tracker)
 
 
+class JobRouter(KeyedProcessFunction):
+    """Keyed by job_id, only with sharded dispatch: stamps every job event with the shard that
+    decides the job (udfs.sharding.JobRoute), so a cancel reaches the shard of its submit."""
+
+    def __init__(self, site_shard: dict[str, int], shards: int):
+        self.site_shard = site_shard
+        self.shards = shards
+
+    def open(self, runtime_context: RuntimeContext):
+        self.route_state = runtime_context.get_state(ValueStateDescriptor("route", Types.PICKLED_BYTE_ARRAY()))
+
+    def process_element(self, value, ctx: KeyedProcessFunction.Context):
+        route = self.route_state.value() or JobRoute()
+        if value[4]["action"] == "submit":
+            ready = [value, *route.on_submit(value[4], self.site_shard, self.shards)]
+        elif route.on_cancel(value):
+            ready = [value]
+        else:
+            ready = []
+            ctx.timer_service().register_event_time_timer(value[3])
+        self.route_state.update(route)
+        for element in ready:
+            yield (*element[:6], route.shard)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        route = self.route_state.value()
+        if route is None or not route.waiting:
+            return
+        shard, released = route.on_event_time_passed(ctx.get_current_key(), self.shards)
+        self.route_state.update(route)
+        for element in released:
+            yield (*element[:6], shard)
+
+
 class DispatchTicks(KeyedProcessFunction):
     """One key (global dispatch): buffers job events and site inputs by tick, and at each tick calls
     udfs.dispatcher.Dispatcher, emitting site-costs, dispatch and pipeline-metrics rows.
@@ -153,14 +196,22 @@ class DispatchTicks(KeyedProcessFunction):
     order) and from pending deadlines (registered inside on_timer, which may fire late: a firing
     first catches up on every deadline tick before it)."""
 
-    def __init__(self, sites_file: str, tick_len_ms: int, solver_time_limit_s: float):
+    def __init__(self, sites_file: str, tick_len_ms: int, solver_time_limit_s: float,
+                 shard_keys: list[str] | None = None, site_shard: dict[str, int] | None = None):
         self.sites_file = sites_file
         self.tick_len_ms = tick_len_ms
         self.solver_time_limit_s = solver_time_limit_s
+        # sharded dispatch: the Flink key of each shard and the shard of each site (else one key)
+        self.shard_keys = shard_keys or []
+        self.site_shard = site_shard or {}
         self.pending_gauge_value = 0
 
     def open(self, runtime_context: RuntimeContext):
         self.catalogue = load_catalogue(self.sites_file)
+        self.shard_of_key = {key: shard for shard, key in enumerate(self.shard_keys)}
+        self.shard_catalogues = {key: shard_catalogue(self.catalogue, self.site_shard, shard)
+                                 for key, shard in self.shard_of_key.items()}
+        self.subtask = subtask_index(runtime_context)
         self.config = DispatchConfig(tick_len_ms=self.tick_len_ms, time_limit_s=self.solver_time_limit_s)
         self.dispatcher_state = runtime_context.get_state(
             ValueStateDescriptor("dispatcher", Types.PICKLED_BYTE_ARRAY()))
@@ -214,13 +265,14 @@ class DispatchTicks(KeyedProcessFunction):
         last = self.last_tick.value()
         if last is not None and timestamp <= last:
             return
-        dispatcher = Dispatcher(self.catalogue, self.config)
+        key = ctx.get_current_key()
+        dispatcher = Dispatcher(self.shard_catalogues.get(key, self.catalogue), self.config)
         dispatcher.load_state(self.dispatcher_state.value())
         while True:  # deadline ticks this firing stands for, then the firing's own tick
             deadline = dispatcher.next_deadline_tick(self.tick_len_ms)
             tick = deadline if deadline is not None and (last is None or deadline > last) and deadline < timestamp \
                 else timestamp
-            yield from self._run_tick(dispatcher, tick)
+            yield from self._run_tick(dispatcher, tick, self.shard_of_key.get(key))
             last = tick
             if tick == timestamp:
                 break
@@ -231,7 +283,7 @@ class DispatchTicks(KeyedProcessFunction):
         self.dispatcher_state.update(dispatcher.to_state())
         self.pending_gauge_value = len(dispatcher.pending)
 
-    def _run_tick(self, dispatcher: Dispatcher, tick: int):
+    def _run_tick(self, dispatcher: Dispatcher, tick: int, shard: int | None):
         elements = self.inbox.get(tick) or []
         self.inbox.remove(tick)
         inputs = {site_id: SiteInputs.from_dict(d) for site_id, d in (self.site_inputs.get(tick) or {}).items()}
@@ -254,4 +306,8 @@ class DispatchTicks(KeyedProcessFunction):
             yield Row(topics.DEAD_LETTER, parsed.key,
                       _json(dead_letter(topics.JOBS, partition, offset, parsed.key,
                                         raw or json.dumps(parsed.record), reason, _now_iso())))
-        yield Row(topics.PIPELINE_METRICS, format_ts(tick), _json(out.metrics))
+        if shard is None:
+            yield Row(topics.PIPELINE_METRICS, format_ts(tick), _json(out.metrics))
+        else:  # one record per shard and tick
+            metrics = {**out.metrics, "shard": shard, "subtask": self.subtask}
+            yield Row(topics.PIPELINE_METRICS, f"{format_ts(tick)}|{shard}", _json(metrics))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import sysconfig
 from pathlib import Path
 
 from pyflink.common import Configuration
@@ -19,11 +20,15 @@ def flink_configuration(cfg: JobConfig) -> Configuration:
     # The Python workers must run our venv's interpreter, not whatever `python` is on PATH.
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)
+    # Thread mode runs Python inside the TaskManager JVM (pemja), which starts the base
+    # interpreter, not the venv: it finds our packages only through python.pythonpath.
+    python_path = [sysconfig.get_paths()["purelib"]]
     if not os.environ.get("GRD_CODE_SHIPPED"):
         # Embedded runs import our packages from the checkout; `flink run` ships them with -pyfs
         # instead (deploy/local/flink_cluster.py sets GRD_CODE_SHIPPED), so a restarted worker runs
         # the code that was submitted, not whatever the checkout holds by then.
-        conf.set_string("python.pythonpath", str(REPO))
+        python_path.insert(0, str(REPO))
+    conf.set_string("python.pythonpath", os.pathsep.join(python_path))
     conf.set_string("python.execution-mode", cfg.execution_mode)
     conf.set_string("python.fn-execution.bundle.size", str(cfg.bundle_size))
     # Restart strategy through configuration keys (Flink 2.x dropped the object setters).

@@ -181,11 +181,13 @@ class Dispatcher:
         return out
 
     def next_deadline_tick(self, tick_len_ms: int) -> int | None:
-        """The tick at which the earliest pending deadline is missed if nothing else ticks."""
+        """The last tick that can still start the job with the earliest pending deadline (its
+        last chance, udfs.objective.last_chance): unplaced there, it is missed there, whether or
+        not any site ticks then, so the decision never depends on which other sites are ticking."""
         deadlines = [r["deadline_ms"] for r in self.pending.values() if r.get("deadline_ms") is not None]
         if not deadlines:
             return None
-        return (min(deadlines) // tick_len_ms + 1) * tick_len_ms
+        return min(deadlines) // tick_len_ms * tick_len_ms
 
     # ------------------------------------------------------------------ state
     def to_state(self) -> dict[str, Any]:

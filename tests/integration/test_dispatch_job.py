@@ -20,6 +20,8 @@ from tests.conftest import create_topics
 from tests.kafka_helpers import consume_all, values
 from tests.reference import reference_run
 from udfs import topics
+from udfs.catalogue import load_catalogue
+from udfs.sharding import assign_shards, job_shard
 from udfs.timeutil import parse_ts_ms
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -68,11 +70,11 @@ def deliver(bootstrap: str, prefix: str, events: dict[str, list[dict]], chaos_se
     return dict(sent)
 
 
-def run_job(bootstrap: str, prefix: str, sites_file: str, tmp_path: Path) -> None:
+def run_job(bootstrap: str, prefix: str, sites_file: str, tmp_path: Path, extra: tuple[str, ...] = ()) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "flink_jobs.dispatch_job", "--bootstrap", bootstrap, "--topic-prefix", prefix,
          "--bounded", "--checkpoint-interval-s", "2", "--state-dir", str(tmp_path / "ckpt"),
-         "--sites-file", sites_file, "--restart-attempts", "0"],  # any failure fails the run: no silent restarts
+         "--sites-file", sites_file, "--restart-attempts", "0", *extra],  # any failure fails: no silent restarts
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -243,3 +245,37 @@ def test_bad_input_goes_to_dead_letter_and_good_input_is_processed(kafka_bootstr
     assert canonical(got[topics.SITE_COSTS]) == canonical(clean_run[topics.SITE_COSTS])
     assert canonical(got[topics.DISPATCH], comparable_decision) == canonical(clean_run[topics.DISPATCH],
                                                                              comparable_decision)
+
+
+def shard_confined(events: dict[str, list[dict]], sites_file: str, shards: int) -> dict[str, list[dict]]:
+    """The scenario with every submit's allow-list cut to the sites of the shard that decides it
+    (udfs.sharding.job_shard): then the shards' problems are independent blocks of the global one."""
+    site_shard = assign_shards(load_catalogue(sites_file), shards)
+    jobs = []
+    for rec in events[topics.JOBS]:
+        if rec["action"] == "submit":
+            shard = job_shard(rec, site_shard, shards)
+            rec = dict(rec, sites=[s for s in rec.get("sites") or sorted(site_shard) if site_shard.get(s) == shard])
+        jobs.append(rec)
+    return {**events, topics.JOBS: jobs}
+
+
+def test_two_region_shards_agree_with_the_single_dispatcher(kafka_bootstrap, small_sites, tmp_path):
+    """--dispatch-shards 2: two dispatch subtasks, one per shard, give the same site-costs and
+    decisions as one global dispatcher (the batch reference) when allow-lists stay in a shard."""
+    events = shard_confined(scenario_events(), small_sites, 2)
+    expected = reference_run(events, sites_file=small_sites)
+    prefix = f"shard{uuid.uuid4().hex[:6]}-"
+    create_topics(kafka_bootstrap, [prefix + t for t in topics.ALL_TOPICS])
+    deliver(kafka_bootstrap, prefix, events)
+    run_job(kafka_bootstrap, prefix, small_sites, tmp_path, extra=("--dispatch-shards", "2"))
+    got = read_outputs(kafka_bootstrap, prefix)
+    assert len(got[topics.DISPATCH]) > 20
+    assert canonical(got[topics.SITE_COSTS]) == canonical(expected[topics.SITE_COSTS])
+    assert canonical(got[topics.DISPATCH], comparable_decision) == canonical(expected[topics.DISPATCH],
+                                                                             comparable_decision)
+    # one pipeline-metrics record per shard and tick, each shard on its own subtask
+    placement = {(m["shard"], m["subtask"]) for m in got[topics.PIPELINE_METRICS]}
+    assert placement == {(0, 0), (1, 1)}
+    decided_by = {d["job_id"]: d.get("site_id") for d in got[topics.DISPATCH] if d["status"] == "dispatched"}
+    assert len({assign_shards(load_catalogue(small_sites), 2)[s] for s in decided_by.values()}) == 2
