@@ -72,10 +72,18 @@ def kafka_source_options(cfg: JobConfig, topic: str, group_suffix: str) -> dict[
     return {**options, **_extra_properties(cfg)}
 
 
+# flink-sql-connector-kafka shades the Kafka client: a class named in a property (the JAAS login
+# module, callback handlers) must carry the shaded package, or the login fails with
+# "No LoginModule found for org.apache.kafka...ScramLoginModule".
+SHADED_KAFKA_PACKAGE = "org.apache.flink.kafka.shaded."
+
+
 def _extra_properties(cfg: JobConfig) -> dict[str, str]:
     if not cfg.kafka_properties_file:
         return {}
-    return {f"properties.{k}": v for k, v in kafka_client_properties(cfg.kafka_properties_file).items()}
+    props = kafka_client_properties(cfg.kafka_properties_file)
+    return {f"properties.{k}": SHADED_KAFKA_PACKAGE + v if v.startswith("org.apache.kafka.") else v
+            for k, v in props.items()}
 
 
 def kafka_sink_options(cfg: JobConfig, topic: str, sink_name: str) -> dict[str, str]:

@@ -95,3 +95,60 @@ def test_verifier_reads_with_credentials(secure_broker):
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith("verify OK: 1 jobs, 0 decided, 1 pending without deadline")
+
+
+def test_dispatch_job_runs_against_the_secure_broker(secure_broker, small_sites, tmp_path):
+    """The pipeline with credentials (--kafka-properties-file, a 0600 file): every source and the
+    exactly-once sinks authenticate, and the output equals the batch reference."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+    from kafka.admin import NewTopic
+
+    from deploy.local.common import REPO
+    from tests import scenario
+    from tests.integration.test_dispatch_job import canonical, comparable_decision, key_of, scenario_events
+    from tests.reference import reference_run
+    from udfs import topics
+
+    conf = kafka_secure.client_config(secure_broker)
+    prefix = "pipe-"
+    admin = KafkaAdminClient(**conf)
+    admin.create_topics([NewTopic(prefix + t, num_partitions=2, replication_factor=1, topic_configs={
+        "retention.ms": "-1"}) for t in topics.ALL_TOPICS])
+    admin.close()
+    events = scenario_events()
+    producer = KafkaProducer(linger_ms=5, **conf)
+    for topic, rec in sorted(((t, r) for t, recs in events.items() for r in recs),
+                             key=lambda tr: scenario.event_ms(*tr)):
+        producer.send(prefix + topic, key=key_of(topic, rec), value=json.dumps(rec).encode(),
+                      timestamp_ms=scenario.event_ms(topic, rec))
+    producer.flush()
+    producer.close()
+
+    props = tmp_path / "client.properties"
+    props.touch(mode=0o600)
+    props.write_text("".join(f"{k}={v}\n" for k, v in kafka_secure.java_client_properties(
+        kafka_secure.DEFAULT_USER, kafka_secure.password_for(secure_broker)).items()))
+    proc = subprocess.run(
+        [sys.executable, "-m", "flink_jobs.dispatch_job", "--bootstrap", secure_broker.bootstrap, "--topic-prefix",
+         prefix, "--bounded", "--checkpoint-interval-s", "2", "--state-dir", str(tmp_path / "ckpt"),
+         "--sites-file", small_sites, "--restart-attempts", "0", "--kafka-properties-file", str(props)],
+        cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "GRD_KAFKA_PROPERTIES_FILE": ""})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert kafka_secure.password_for(secure_broker) not in proc.stdout + proc.stderr
+
+    def committed(topic: str) -> list[dict]:
+        consumer = KafkaConsumer(prefix + topic, auto_offset_reset="earliest", consumer_timeout_ms=5000,
+                                 isolation_level="read_committed", **conf)
+        out = [json.loads(r.value) for r in consumer]
+        consumer.close()
+        return out
+
+    expected = reference_run(events, sites_file=small_sites)
+    assert canonical(committed(topics.SITE_COSTS)) == canonical(expected[topics.SITE_COSTS])
+    assert canonical(committed(topics.DISPATCH), comparable_decision) == canonical(expected[topics.DISPATCH],
+                                                                                   comparable_decision)

@@ -102,6 +102,9 @@ def test_kafka_properties_file_reaches_every_source_and_sink(tmp_path):
         assert options["properties.sasl.mechanism"] == "SCRAM-SHA-512"
     clause = with_clause(kafka_source_options(cfg, "prices", "t"))
     assert "username=''gd'' password=''secret'';" in clause  # quotes escaped inside the SQL literal
+    # the connector jar shades the Kafka client, so the login module is named in its shaded package
+    assert kafka_source_options(cfg, "prices", "t")["properties.sasl.jaas.config"].startswith(
+        "org.apache.flink.kafka.shaded.org.apache.kafka.common.security.scram.ScramLoginModule required")
 
 
 def test_kafka_properties_file_may_not_override_what_the_job_sets(tmp_path, capsys):
