@@ -254,7 +254,8 @@ class DashboardState:
         self.job_decision: dict[str, dict[str, Any]] = {}  # job_id -> latest decision
         self.submitted: dict[str, dict[str, Any]] = {}  # job_id -> submit record (+ _submitted_ms)
         self.cancel_requested: dict[str, int | None] = {}  # job_id -> submitted_at ms of the cancel
-        self.metrics: dict[int, dict[str, Any]] = {}  # tick_ms -> metrics record
+        # (tick_ms, shard) -> metrics record: a sharded job writes one record per shard and tick
+        self.metrics: dict[tuple[int, int], dict[str, Any]] = {}
         self.dead_letters = 0
         self._seen_dead: set[tuple[Any, Any, Any]] = set()
         self.recent_dead: deque[dict[str, Any]] = deque(maxlen=50)
@@ -352,7 +353,7 @@ class DashboardState:
         if tick is None:
             return False
         r["_tick_ms"] = tick
-        self.metrics[tick] = r
+        self.metrics[(tick, int(_num(r.get("shard")) or 0))] = r
         self._see_time(tick)
         return True
 
@@ -482,13 +483,15 @@ class DashboardState:
         """Cumulative cost of the chosen plan and of the baselines, per metrics tick."""
         rows = []
         totals = {"cost": 0.0, "cost_greedy": 0.0, "cost_naive": 0.0}
-        for tick_ms in sorted(self.metrics):
-            r = self.metrics[tick_ms]
+        keys = sorted(self.metrics)
+        for i, (tick_ms, shard) in enumerate(keys):
+            r = self.metrics[(tick_ms, shard)]
             for name in totals:
                 value = _num(r.get(name))
                 if value is not None:
                     totals[name] += value
-            rows.append({"tick": format_ts(tick_ms), **{f"cum_{k}": v for k, v in totals.items()}})
+            if i + 1 == len(keys) or keys[i + 1][0] != tick_ms:  # the tick's last shard
+                rows.append({"tick": format_ts(tick_ms), **{f"cum_{k}": v for k, v in totals.items()}})
         return rows
 
     def kpis(self, lag_by_topic: Mapping[str, int] | None = None) -> Kpis:
@@ -499,18 +502,20 @@ class DashboardState:
             rejected=self.status_counts.get("rejected", 0),
             pending=len(self.pending_jobs()),
             dead_letters=self.dead_letters,
-            ticks=len(self.metrics),
+            ticks=len({tick for tick, _ in self.metrics}),
         )
         if lag_by_topic is not None:
             k.lag_by_topic = dict(lag_by_topic)
             k.lag = sum(lag_by_topic.values())
         if self.metrics:
-            last = self.metrics[max(self.metrics)]
-            k.latest_tick = format_ts(max(self.metrics))
-            pending = _num(last.get("pending_jobs"))
-            k.pipeline_pending = int(pending) if pending is not None else None
-            k.solver = last.get("solver") if isinstance(last.get("solver"), str) else None
-            k.solve_ms = _num(last.get("solve_ms"))
+            latest = max(tick for tick, _ in self.metrics)
+            lasts = [r for (tick, _), r in sorted(self.metrics.items()) if tick == latest]
+            k.latest_tick = format_ts(latest)
+            pending = [p for p in (_num(r.get("pending_jobs")) for r in lasts) if p is not None]
+            k.pipeline_pending = int(sum(pending)) if pending else None
+            k.solver = lasts[0].get("solver") if isinstance(lasts[0].get("solver"), str) else None
+            solve = [v for v in (_num(r.get("solve_ms")) for r in lasts) if v is not None]
+            k.solve_ms = max(solve) if solve else None  # shards solve side by side
         # Cumulative cost against each baseline over the ticks where both numbers exist.
         cost_all = greedy_cost = greedy = naive_cost = naive = 0.0
         have = {"cost": False, "greedy": False, "naive": False}
