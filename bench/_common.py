@@ -60,3 +60,39 @@ def md_table(header: list[str], rows: list[list[str]], align: str | None = None)
     lines = ["| " + " | ".join(header) + " |", "|" + align + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def job_code_dir(spec: str = "worktree") -> Path:
+    """Where the Flink job under test is run from. ``worktree``: this checkout as it is. Any git ref
+    (e.g. ``HEAD``): that commit's tree extracted into a temp dir (``git archive``; nothing in the
+    repository is touched), with the working tree's flink_jobs/runtime.py copied over it (the
+    thread-mode python.pythonpath fix), so a benchmark can measure a committed state while the
+    checkout is being edited. The jars stay in this checkout's .cache (pass GRD_JAR_DIR)."""
+    import subprocess
+
+    if spec == "worktree":
+        return REPO
+    dest = Path(tempfile.mkdtemp(prefix="bench-code-"))
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", spec],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    (dest / "flink_jobs" / "runtime.py").write_text((REPO / "flink_jobs" / "runtime.py").read_text())
+    return dest
+
+
+def job_env() -> dict[str, str]:
+    """Environment of a job subprocess: the checkout's connector jars whatever the code dir."""
+    return {**os.environ, "GRD_JAR_DIR": str(REPO / ".cache" / "jars" / "flink")}
+
+
+def code_label(spec: str) -> str:
+    """``worktree`` (with a note when it has uncommitted job changes) or ``<ref> = <short sha>``."""
+    import subprocess
+
+    sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD" if spec == "worktree" else spec],
+                         capture_output=True, text=True).stdout.strip()
+    if spec != "worktree":
+        return f"commit {sha} (`{spec}`) + the working tree's flink_jobs/runtime.py (thread-mode python path)"
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "flink_jobs", "udfs"],
+                           capture_output=True, text=True).stdout.strip()
+    return f"working tree on {sha}" + (" (with uncommitted changes in flink_jobs/ or udfs/)" if dirty else "")

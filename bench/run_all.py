@@ -1,6 +1,7 @@
 """Every benchmark, one after the other: `make bench` runs `python -m bench.run_all`.
 
-    python -m bench.run_all [--quick] [--only money,throughput,dispatch,replay] [--events N]
+    python -m bench.run_all [--quick] [--events N]
+                            [--only money,throughput,dispatch,replay,latency,dispatch-in-job,sites-scaling,shards]
 
 Each benchmark is its own module (runnable alone, with flags for size) and rewrites only its own
 `##` section of docs/BENCHMARKS.md; this runner calls them as subprocesses (under `nice -n 10`,
@@ -24,12 +25,7 @@ if str(REPO) not in sys.path:
 
 from bench._common import PY, machine, md_table, write_section  # noqa: E402
 
-NOT_DONE = {
-    "latency": "event-to-decision p50/p99 at 20k events/s (issue 8, item 2): not implemented yet",
-    "dispatch-in-job": "decisions/s and solve ms per tick inside the running job (item 3): not implemented yet",
-    "sites-scaling": "10/100/1,000 sites (item 4): not implemented yet (bench_throughput --events scales sites "
-                     "with the copies, a start)",
-}
+NOT_DONE: dict[str, str] = {}
 
 
 def benches(quick: bool, events: int | None) -> dict[str, list[str]]:
@@ -40,13 +36,18 @@ def benches(quick: bool, events: int | None) -> dict[str, list[str]]:
                        *(["--variants", "default", "--no-write"] if quick else [])],
         "dispatch": ["bench.bench_dispatch", *(["--quick"] if quick else [])],
         "replay": ["bench.bench_replay", *(["--quick"] if quick else [])],
+        "latency": ["bench.bench_latency", *(["--quick"] if quick else [])],
+        "dispatch-in-job": ["bench.bench_dispatch_in_job", *(["--quick"] if quick else [])],
+        "sites-scaling": ["bench.bench_sites_scaling", *(["--quick"] if quick else [])],
+        "shards": ["bench.bench_shards", *(["--copies", "2", "--days", "0.5", "--no-write"] if quick else [])],
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, nothing written")
-    ap.add_argument("--only", help="comma-separated subset of money,throughput,dispatch,replay")
+    ap.add_argument("--only", help="comma-separated subset of money,throughput,dispatch,replay,latency,"
+                    "dispatch-in-job,sites-scaling,shards")
     ap.add_argument("--events", type=int, help="throughput: input events (default 5,000,000)")
     args = ap.parse_args(argv)
     todo = benches(args.quick, args.events)
