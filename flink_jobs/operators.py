@@ -215,11 +215,13 @@ class DispatchTicks(KeyedProcessFunction):
         self.config = DispatchConfig(tick_len_ms=self.tick_len_ms, time_limit_s=self.solver_time_limit_s)
         self.dispatcher_state = runtime_context.get_state(
             ValueStateDescriptor("dispatcher", Types.PICKLED_BYTE_ARRAY()))
-        # tick -> elements / site inputs of that tick: O(1) per record and per tick
+        # tick -> job elements of that tick; "tick|site" -> one site's inputs at that tick. One
+        # entry per site (not a dict of all sites per tick, re-pickled on every site's arrival:
+        # that made a tick cost quadratic in the number of sites).
         self.inbox = runtime_context.get_map_state(
             MapStateDescriptor("job-inbox", Types.LONG(), Types.PICKLED_BYTE_ARRAY()))
         self.site_inputs = runtime_context.get_map_state(
-            MapStateDescriptor("site-inputs", Types.LONG(), Types.PICKLED_BYTE_ARRAY()))
+            MapStateDescriptor("site-inputs-by-site", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
         self.counts = runtime_context.get_state(ValueStateDescriptor("counts", Types.PICKLED_BYTE_ARRAY()))
         self.last_tick = runtime_context.get_state(ValueStateDescriptor("last-tick", Types.PICKLED_BYTE_ARRAY()))
         group = runtime_context.get_metrics_group().add_group("geodispatch")
@@ -243,9 +245,7 @@ class DispatchTicks(KeyedProcessFunction):
             if last is not None and tick_ms <= last:
                 self._count("late_site_inputs")  # cannot happen while watermarks follow records
                 return iter(())
-            by_site = self.site_inputs.get(tick_ms) or {}
-            by_site[inputs["site_id"]] = inputs
-            self.site_inputs.put(tick_ms, by_site)
+            self.site_inputs.put(f"{tick_ms}|{inputs['site_id']}", inputs)
             timers.register_event_time_timer(tick_ms)
         else:
             tick = tick_at_or_after(value[3], self.tick_len_ms)
@@ -286,8 +286,13 @@ class DispatchTicks(KeyedProcessFunction):
     def _run_tick(self, dispatcher: Dispatcher, tick: int, shard: int | None):
         elements = self.inbox.get(tick) or []
         self.inbox.remove(tick)
-        inputs = {site_id: SiteInputs.from_dict(d) for site_id, d in (self.site_inputs.get(tick) or {}).items()}
-        self.site_inputs.remove(tick)
+        inputs = {}
+        for site_id in dispatcher.catalogue.site_ids:  # a lookup per site: linear in sites
+            key = f"{tick}|{site_id}"
+            found = self.site_inputs.get(key)
+            if found is not None:
+                inputs[site_id] = SiteInputs.from_dict(found)
+                self.site_inputs.remove(key)
         events, meta = [], {}
         for element in elements:
             parsed = to_parsed(element)

@@ -403,7 +403,7 @@ def test_stop_with_savepoint_and_resume(cluster, broker, small_sites, expected, 
     # Stopped with the input read up to 22:00: event time then stands at 20:55 (hourly offers,
     # 5-minute bound), where the scenario has a job waiting and jobs running (reference metrics).
     prefix = new_prefix(broker, "svp")
-    parts = chunks(scenario_items(), 22)
+    parts = chunks(scenario_items(), 22, 23)
     produce(broker.bootstrap, prefix, parts[0])
     job_id = submit(cluster, broker.bootstrap, prefix, small_sites)
     reached = wait_progress(broker.bootstrap, prefix, DAY + 20 * HOUR + 50 * 60_000)
@@ -424,6 +424,11 @@ def test_stop_with_savepoint_and_resume(cluster, broker, small_sites, expected, 
     t1 = time.monotonic()
     resumed = submit(cluster, broker.bootstrap, prefix, small_sites, savepoint=found.group(1))
     resume_s = time.monotonic() - t1
+    # ... and goes on once it runs again. Without any later input, a backlog this small (read
+    # within one 200 ms watermark period of the restore) can leave event time where it is:
+    # docs/RELIABILITY.md "Known problems" 7.
+    time.sleep(3)
+    produce(broker.bootstrap, prefix, parts[2])
     assert restored_count(cluster, resumed) == 1 or checkpoints(cluster, resumed)["latest"].get("restored")
     tail_s = finish(cluster, broker.bootstrap, prefix, resumed)
     result = check_outputs(broker.bootstrap, prefix, small_sites, expected)
