@@ -628,8 +628,8 @@ def test_broker_and_flink_endpoints_listen_on_loopback_only(cluster, broker, fig
     figures["wildcard_listeners"] = {"prometheus_port": cluster.prometheus_ports, **exposed}
 
 
-@pytest.mark.xfail(strict=True, reason="known: the Prometheus reporter ignores metrics.reporter.prom.host and the "
-                   "PyFlink/Beam gRPC servers of the TaskManager bind the wildcard address (docs/RELIABILITY.md)")
+@pytest.mark.xfail(strict=True, reason="known: the Prometheus reporter ignores metrics.reporter.prom.host and binds "
+                   "the wildcard address (docs/RELIABILITY.md)")
 def test_no_listener_at_all_on_the_wildcard_address(cluster, broker):
     exposed = {name: _exposed(pid) for name, pid in _process_pids(cluster, broker).items()}
     assert not any(exposed.values()), exposed
