@@ -3,7 +3,8 @@
     python -m bench.bench_shards [--copies 8] [--days 2] [--jobs-per-hour 60] [--shards 2] [--no-write]
 
 1. A private Kafka broker; a generated catalogue of ``--copies`` renamed copies of every
-   conf/sites.yaml site (each copy keeps its region: 5 regions); the sample's prices and weather
+   conf/sites.yaml site (each copy keeps its region: 5 regions; copy k draws 0.1 % x k more IT
+   power per slot, so no two sites tie on cost); the sample's prices and weather
    of ``--days`` days of July 2018, renamed per copy; a seeded job stream (sources.jobs) whose
    allow-lists are cut to the shard that decides each job (udfs.sharding.job_shard), so the
    shards' problems are independent blocks of the global one and the results must agree.
@@ -71,6 +72,19 @@ def load_inputs(bootstrap: str, prefixes: list[str], copies: int, base_ids: list
     return len(items)
 
 
+def untie(sites_file: Path) -> None:
+    """Copies of a site would cost exactly the same, and an MILP with tied optima may pick a
+    different (equally cheap) plan for the global and the sharded problem. A per-copy IT power
+    offset (0.1 % per copy) makes every site's cost distinct, so agreement can be checked exactly."""
+    import yaml
+
+    data = yaml.safe_load(sites_file.read_text())
+    for site in data["sites"]:
+        copy = int(site["site_id"].rsplit("-t", 1)[1])
+        site["it_kw_per_slot"] = round(site["it_kw_per_slot"] * (1 + 0.001 * copy), 6)
+    sites_file.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
 def confined_jobs(sites_file: Path, shards: int, count: int, start_ms: int, rate: float) -> list[dict]:
     from sources.jobs import generate_jobs
     from udfs.catalogue import load_catalogue
@@ -131,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-shards-"))
     sites_file = work / "sites.yaml"
     base_ids = site_catalogue(args.copies, sites_file)
+    untie(sites_file)
     start_ms = parse_ts_ms(START)
     end_ms = start_ms + int(args.days * 86_400_000)
     jobs = confined_jobs(sites_file, args.shards, int(args.days * 24 * args.jobs_per_hour), start_ms,
