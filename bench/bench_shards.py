@@ -178,14 +178,17 @@ def main(argv: list[str] | None = None) -> int:
     for m in many["pipeline-metrics"]:
         per_shard[m["shard"]] += m["solve_ms"]
         subtasks[m["shard"]].add(m["subtask"])
-    rows = [["1 (global)", f"{wall1:.1f}", f"{len(one['site-costs']):,}", f"{len(one['dispatch']):,}",
+    def cost(out: dict) -> str:  # expected cost of everything dispatched (EUR)
+        return f"{sum(d.get('expected_cost') or 0 for d in out['dispatch'] if d['status'] == 'dispatched'):,.2f}"
+
+    rows = [["1 (global)", f"{wall1:.1f}", f"{len(one['site-costs']):,}", f"{len(one['dispatch']):,}", cost(one),
              f"{solve[1] / 1000:.1f}", "-"]]
     rows.append([f"{args.shards} (one subtask each)", f"{walln:.1f}", f"{len(many['site-costs']):,}",
-                 f"{len(many['dispatch']):,}",
+                 f"{len(many['dispatch']):,}", cost(many),
                  " + ".join(f"{per_shard[s] / 1000:.1f}" for s in sorted(per_shard)),
                  ", ".join(f"shard {s} -> subtask {sorted(v)}" for s, v in sorted(subtasks.items()))])
-    table = md_table(["dispatch shards", "wall s", "site-costs", "decisions", "solve s (per shard)", "placement"],
-                     rows, "---|---:|---:|---:|---:|---")
+    table = md_table(["dispatch shards", "wall s", "site-costs", "decisions", "dispatched cost EUR",
+                      "solve s (per shard)", "placement"], rows, "---|---:|---:|---:|---:|---:|---")
     verdict = (f"site-costs identical: **{same['site-costs']}**, dispatch identical (solver/solve_ms aside): "
                f"**{same['dispatch']}**")
     print(table)

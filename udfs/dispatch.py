@@ -134,6 +134,10 @@ class _WarmHiGHS(pulp.HiGHS):  # type: ignore[misc,valid-type]
         self._start = dict(start or {})
 
     def callSolver(self, lp: pulp.LpProblem) -> None:  # noqa: N802 - PuLP's name
+        # highspy registers a Python callback that HiGHS may call from inside run(), with the GIL
+        # released; inside Flink's thread mode (Python embedded in the JVM) a solve hung there
+        # with every Python thread waiting for the GIL. We use no callbacks: turn them off.
+        lp.solverModel.disableCallbacks()
         if self._start:
             import highspy
 
