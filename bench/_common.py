@@ -8,6 +8,7 @@ import re
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,3 +97,31 @@ def code_label(spec: str) -> str:
     dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "flink_jobs", "udfs"],
                            capture_output=True, text=True).stdout.strip()
     return f"working tree on {sha}" + (" (with uncommitted changes in flink_jobs/ or udfs/)" if dirty else "")
+
+
+def read_committed_records(bootstrap: str, topic: str, idle_polls: int = 3) -> list[tuple[int, bytes]]:
+    """(record timestamp ms, value) of every committed record of a topic (read_committed, until
+    ``idle_polls`` empty polls find every partition at its end)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{uuid.uuid4().hex[:6]}",
+                  "isolation.level": "read_committed", "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    out: list[tuple[int, bytes]] = []
+    try:
+        md = c.list_topics(topic, timeout=10).topics[topic]
+        parts = [TopicPartition(topic, p, 0) for p in md.partitions]
+        ends = {tp.partition: c.get_watermark_offsets(tp, timeout=10)[1] for tp in parts}
+        c.assign(parts)
+        idle = 0
+        while idle < idle_polls:
+            msgs = c.consume(20_000, 1.0)
+            if not msgs:
+                pos = c.position(parts)
+                if all(tp.offset < 0 or tp.offset >= ends[tp.partition] - 1 for tp in pos):
+                    idle += 1
+                continue
+            idle = 0
+            out.extend((m.timestamp()[1], m.value()) for m in msgs if m.error() is None)
+        return out
+    finally:
+        c.close()

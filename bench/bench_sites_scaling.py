@@ -33,7 +33,15 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench._common import code_label, job_code_dir, machine, md_table, private_broker, write_section  # noqa: E402
+from bench._common import (  # noqa: E402
+    code_label,
+    job_code_dir,
+    machine,
+    md_table,
+    private_broker,
+    read_committed_records,
+    write_section,
+)
 from bench.bench_latency import JobProcess, create_topics, generated_catalogue, pct  # noqa: E402
 
 TITLE = "Sites scaling"
@@ -99,33 +107,6 @@ def load_sites_span(bootstrap: str, prefix: str, copies: int, start_ms: int, end
     return counts
 
 
-def read_all(bootstrap: str, topic: str) -> list[tuple[int, bytes]]:
-    """(append ms, value) of every committed record of an output topic."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{uuid.uuid4().hex[:6]}",
-                  "isolation.level": "read_committed", "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-    out: list[tuple[int, bytes]] = []
-    try:
-        md = c.list_topics(topic, timeout=10).topics[topic]
-        parts = [TopicPartition(topic, p, 0) for p in md.partitions]
-        ends = {tp.partition: c.get_watermark_offsets(tp, timeout=10)[1] for tp in parts}
-        c.assign(parts)
-        idle = 0
-        while idle < 3:
-            msgs = c.consume(20_000, 1.0)
-            if not msgs:
-                pos = c.position(parts)
-                if all(tp.offset < 0 or tp.offset >= ends[tp.partition] - 1 for tp in pos):
-                    idle += 1
-                continue
-            idle = 0
-            out.extend((m.timestamp()[1], m.value()) for m in msgs if m.error() is None)
-        return out
-    finally:
-        c.close()
-
-
 def run_bounded(bootstrap: str, sites_file: Path, copies: int, start_ms: int, end_ms: int, jobs: list[dict],
                 extra: list[str], log: Path, code: Path, timeout_s: float, partitions: int = 1,
                 rename: bool = True) -> dict:
@@ -142,9 +123,9 @@ def run_bounded(bootstrap: str, sites_file: Path, copies: int, start_ms: int, en
     rc = job.wait(timeout_s)
     wall = time.monotonic() - t1
     job.stop()
-    metrics = [(a, json.loads(v)) for a, v in read_all(bootstrap, prefix + "pipeline-metrics")]
-    costs = read_all(bootstrap, prefix + "site-costs")
-    dispatch = read_all(bootstrap, prefix + "dispatch")
+    metrics = [(a, json.loads(v)) for a, v in read_committed_records(bootstrap, prefix + "pipeline-metrics")]
+    costs = read_committed_records(bootstrap, prefix + "site-costs")
+    dispatch = read_committed_records(bootstrap, prefix + "dispatch")
     stamps = sorted([a for a, _ in metrics] + [a for a, _ in costs] + [a for a, _ in dispatch])
     stamps = [s for s in stamps if s >= launched]
     proc = (stamps[-1] - stamps[0]) / 1000 if len(stamps) > 1 else float("nan")

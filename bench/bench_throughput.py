@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench._common import PY, machine, md_table, private_broker, write_section  # noqa: E402
+from bench._common import PY, machine, md_table, private_broker, read_committed_records, write_section  # noqa: E402
 
 TITLE = "Throughput"
 SAMPLE = REPO / "data" / "sample"
@@ -114,29 +114,7 @@ def load_events(bootstrap: str, prefix: str, copies: int, base_ids: list[str]) -
 def append_times(bootstrap: str, topic: str) -> list[int]:
     """Broker append times (ms) of every committed record of an output topic (created with
     LogAppendTime, so the time is when the job wrote it, not an event time)."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"count-{uuid.uuid4().hex[:6]}",
-                  "isolation.level": "read_committed", "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-    out: list[int] = []
-    try:
-        md = c.list_topics(topic, timeout=10).topics[topic]
-        parts = [TopicPartition(topic, p, 0) for p in md.partitions]
-        ends = {tp.partition: c.get_watermark_offsets(tp, timeout=10)[1] for tp in parts}
-        c.assign(parts)
-        idle = 0
-        while idle < 5:
-            msgs = c.consume(20_000, 1.0)
-            if not msgs:
-                pos = c.position(parts)
-                if all(tp.offset < 0 or tp.offset >= ends[tp.partition] - 1 for tp in pos):
-                    idle += 1
-                continue
-            idle = 0
-            out.extend(m.timestamp()[1] for m in msgs if m.error() is None)
-        return out
-    finally:
-        c.close()
+    return [ts for ts, _ in read_committed_records(bootstrap, topic, idle_polls=5)]
 
 
 def run_job(module: str, bootstrap: str, prefix: str, sites_file: Path, extra: list[str], timeout_s: float,
