@@ -6,6 +6,7 @@ in keyed state and delegates every decision to it; nothing here computes a cost 
 
 from __future__ import annotations
 
+import bisect
 import json
 import time
 from typing import Any
@@ -21,7 +22,7 @@ from udfs.dispatch import DispatchConfig
 from udfs.dispatcher import Dispatcher
 from udfs.records import ParsedRecord, RecordError, dead_letter, parse_input
 from udfs.sharding import JobRoute, shard_catalogue
-from udfs.site_tracker import ACCEPTED, DUPLICATE, SiteInputs, SiteTracker, tick_at_or_after
+from udfs.site_tracker import ACCEPTED, DUPLICATE, LATE, SiteInputs, SiteTracker, fingerprint, tick_at_or_after
 from udfs.timeutil import format_ts
 
 # One output row type for everything the job writes: which topic, the message key, the JSON value.
@@ -92,6 +93,13 @@ class SiteTicks(KeyedProcessFunction):
     fire out of order (a timer registered inside on_timer reaches the JVM after later ones have
     fired), so a timer only says "event time reached T": each firing emits, in order, every tick
     of the running chain up to T, and a timer at or before the last emitted tick does nothing.
+
+    Cost per event is independent of how much the site holds: an accepted event goes into a
+    state bucket of the tick it first matters to ("pending", keyed by that tick) and is applied
+    to the tracker when that tick is emitted. Re-pickling the whole tracker on every event made
+    a backlog quadratic: sources read partitions far ahead of the watermark, so a tracker could
+    hold months of offers. The tracker and the bucket ticks are also cached in memory: state is
+    only written by this instance, and a restore starts a new instance with an empty cache.
     """
 
     def __init__(self, sites_file: str, tick_len_ms: int):
@@ -102,51 +110,79 @@ class SiteTicks(KeyedProcessFunction):
         self.catalogue = load_catalogue(self.sites_file)
         # The tracker object itself is the state value: no per-record conversion.
         self.tracker_state = runtime_context.get_state(ValueStateDescriptor("tracker", Types.PICKLED_BYTE_ARRAY()))
+        # tick -> accepted events first needed at that tick, as (topic, key, event_ms, record, fingerprint)
+        self.pending = runtime_context.get_map_state(
+            MapStateDescriptor("pending-by-tick", Types.LONG(), Types.PICKLED_BYTE_ARRAY()))
         # (next chain tick or None, last emitted tick)
         self.ticks = runtime_context.get_state(ValueStateDescriptor("ticks", Types.PICKLED_BYTE_ARRAY()))
+        self.cache: dict[str, tuple[SiteTracker, list[int]]] = {}  # site -> (tracker, sorted pending ticks)
         group = runtime_context.get_metrics_group().add_group("geodispatch")
         self.late = group.counter("late_events")
         self.duplicates = group.counter("duplicates")
         self.expired = group.counter("offers_expired")
 
-    def _tracker(self, site_id: str) -> SiteTracker:
-        tracker = self.tracker_state.value()
-        return tracker if tracker is not None else SiteTracker(site_id, self.catalogue[site_id].offer_interval_ms)
+    def _cached(self, site_id: str) -> tuple[SiteTracker, list[int]]:
+        found = self.cache.get(site_id)
+        if found is None:
+            tracker = self.tracker_state.value() or SiteTracker(site_id, self.catalogue[site_id].offer_interval_ms)
+            found = self.cache[site_id] = (tracker, sorted(self.pending.keys()))
+        return found
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
         if value[0] != EVENT:
             yield value  # counters pass through to the dispatcher
             return
         parsed = to_parsed(value)
-        tracker = self._tracker(parsed.key)
-        outcome = tracker.add(parsed, ctx.timer_service().current_watermark())
+        tracker, pending_ticks = self._cached(parsed.key)
+        fp = fingerprint(parsed)
+        outcome = tracker.classify(parsed, ctx.timer_service().current_watermark(), fp)
         if outcome == ACCEPTED:
-            self.tracker_state.update(tracker)
-            ctx.timer_service().register_event_time_timer(tick_at_or_after(parsed.event_ms, self.tick_len_ms))
-        elif outcome == DUPLICATE:
+            tick = tick_at_or_after(parsed.event_ms, self.tick_len_ms)
+            i = bisect.bisect_left(pending_ticks, tick)
+            if i < len(pending_ticks) and pending_ticks[i] == tick:
+                bucket = self.pending.get(tick)
+                # a duplicate has the same event time, so it can only be in the same bucket
+                outcome = DUPLICATE if any(e[4] == fp for e in bucket) else ACCEPTED
+            else:
+                pending_ticks.insert(i, tick)
+                bucket = []
+                ctx.timer_service().register_event_time_timer(tick)
+            if outcome == ACCEPTED:
+                bucket.append((parsed.topic, parsed.key, parsed.event_ms, parsed.record, fp))
+                self.pending.put(tick, bucket)
+        if outcome == DUPLICATE:
             self.duplicates.inc()
             yield COUNT, "duplicates", 1
-        else:
+        elif outcome == LATE:
             self.late.inc()
             yield COUNT, "late_events", 1
+
+    def _apply_pending(self, tracker: SiteTracker, pending_ticks: list[int], up_to: int) -> None:
+        """Apply every pending event first needed at or before tick ``up_to``."""
+        while pending_ticks and pending_ticks[0] <= up_to:
+            tick = pending_ticks.pop(0)
+            for topic, key, event_ms, record, fp in self.pending.get(tick) or []:
+                tracker.apply(ParsedRecord(topic, key, event_ms, record), fp)
+            self.pending.remove(tick)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
         next_tick, last = self.ticks.value() or (None, None)
         if last is not None and timestamp <= last:
             return
-        tracker = self._tracker(ctx.get_current_key())
-        ticks = []
-        t = next_tick
-        while t is not None and t < timestamp:  # the chain's ticks this (late) timer stands for
-            ticks.append(t)
-            t = t + self.tick_len_ms if tracker.keeps_ticking_after(t) else None
-        ticks.append(timestamp)
-        for tick in ticks:
+        tracker, pending_ticks = self._cached(ctx.get_current_key())
+        # the chain's ticks this (late) timer stands for, then the timer's own tick
+        tick = next_tick if next_tick is not None and next_tick < timestamp else timestamp
+        while True:
+            self._apply_pending(tracker, pending_ticks, tick)
             inputs = tracker.inputs_at(tick)
             if inputs.price_per_mwh is None:
                 self.expired.inc()
             yield SITE, tick, inputs.to_dict()
             tracker.prune(tick)
+            if tick == timestamp:
+                break
+            chained = tick + self.tick_len_ms if tracker.keeps_ticking_after(tick) else None
+            tick = chained if chained is not None and chained < timestamp else timestamp
         next_tick = timestamp + self.tick_len_ms if tracker.keeps_ticking_after(timestamp) else None
         if next_tick is not None:
             ctx.timer_service().register_event_time_timer(next_tick)

@@ -71,12 +71,23 @@ class SiteTracker:
     # ------------------------------------------------------------------ events
     def add(self, parsed: ParsedRecord, watermark_ms: int) -> str:
         """Apply one validated record; returns ACCEPTED, DUPLICATE or LATE."""
-        fp = fingerprint(parsed)
-        if fp in self.seen:
+        outcome = self.classify(parsed, watermark_ms)
+        if outcome == ACCEPTED:
+            self.apply(parsed)
+        return outcome
+
+    def classify(self, parsed: ParsedRecord, watermark_ms: int, fp: str | None = None) -> str:
+        """ACCEPTED, DUPLICATE (of a record already applied) or LATE, without applying it."""
+        if (fp or fingerprint(parsed)) in self.seen:
             return DUPLICATE
         if self._is_late(parsed, watermark_ms):
             return LATE
-        self.seen[fp] = parsed.event_ms
+        return ACCEPTED
+
+    def apply(self, parsed: ParsedRecord, fp: str | None = None) -> None:
+        """Apply a record :meth:`classify` accepted. Only records at or before a tick change the
+        site's inputs at that tick, so records may be applied in any order, as late as that tick."""
+        self.seen[fp or fingerprint(parsed)] = parsed.event_ms
         rec = parsed.record
         if parsed.topic == topics.PRICES:
             self.offers.add(Offer(valid_from_ms=rec["valid_from_ms"], price_per_mwh=rec["price_per_mwh"],
@@ -86,7 +97,6 @@ class SiteTracker:
             _insort(self.weather, (parsed.event_ms, rec["temp_c"], rec["rel_humidity"]))
         elif parsed.topic == topics.SITE_STATUS:
             _insort(self.status, (parsed.event_ms, rec["online"], rec.get("capacity_slots")))
-        return ACCEPTED
 
     def _is_late(self, parsed: ParsedRecord, watermark_ms: int) -> bool:
         if parsed.topic == topics.PRICES:
