@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import json
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from pyflink.common import Row
@@ -224,6 +225,17 @@ class JobRouter(KeyedProcessFunction):
             yield (*element[:6], shard)
 
 
+@dataclass
+class _DispatchKey:
+    """What DispatchTicks keeps in memory per key, mirroring its state (written through on every
+    change): no unpickling of the dispatcher per tick. Only this instance writes the key's state,
+    and a restore starts a new instance with an empty cache."""
+    dispatcher: Dispatcher
+    last_tick: int | None
+    counts: dict[str, int]
+    timers: set[int] = field(default_factory=set)  # ticks this instance registered a timer for
+
+
 class DispatchTicks(KeyedProcessFunction):
     """One key (global dispatch): buffers job events and site inputs by tick, and at each tick calls
     udfs.dispatcher.Dispatcher, emitting site-costs, dispatch and pipeline-metrics rows.
@@ -244,6 +256,7 @@ class DispatchTicks(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext):
         self.catalogue = load_catalogue(self.sites_file)
+        self.cache: dict[str, _DispatchKey] = {}
         self.shard_of_key = {key: shard for shard, key in enumerate(self.shard_keys)}
         self.shard_catalogues = {key: shard_catalogue(self.catalogue, self.site_shard, shard)
                                  for key, shard in self.shard_of_key.items()}
@@ -265,31 +278,41 @@ class DispatchTicks(KeyedProcessFunction):
         self.decisions_counter = group.counter("decisions")
         self.late_jobs = group.counter("late_jobs")
 
-    def _count(self, name: str, n: int = 1) -> None:
-        counts = self.counts.value() or {}
-        counts[name] = counts.get(name, 0) + n
-        self.counts.update(counts)
+    def _cached(self, key: str) -> _DispatchKey:
+        found = self.cache.get(key)
+        if found is None:
+            dispatcher = Dispatcher(self.shard_catalogues.get(key, self.catalogue), self.config)
+            dispatcher.load_state(self.dispatcher_state.value())
+            found = self.cache[key] = _DispatchKey(dispatcher, self.last_tick.value(), self.counts.value() or {})
+        return found
+
+    def _count(self, cached: _DispatchKey, name: str, n: int = 1) -> None:
+        cached.counts[name] = cached.counts.get(name, 0) + n
+        self.counts.update(cached.counts)
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
         kind = value[0]
         timers = ctx.timer_service()
-        last = self.last_tick.value()
+        cached = self._cached(ctx.get_current_key())
+        last = cached.last_tick
         if kind == COUNT:
-            self._count(value[1], value[2])
+            self._count(cached, value[1], value[2])
         elif kind == SITE:
             tick_ms, inputs = value[1], value[2]
             if last is not None and tick_ms <= last:
-                self._count("late_site_inputs")  # cannot happen while watermarks follow records
+                self._count(cached, "late_site_inputs")  # cannot happen while watermarks follow records
                 return iter(())
             self.site_inputs.put(f"{tick_ms}|{inputs['site_id']}", inputs)
-            timers.register_event_time_timer(tick_ms)
+            if tick_ms not in cached.timers:  # every site of a tick asks for the same timer
+                cached.timers.add(tick_ms)
+                timers.register_event_time_timer(tick_ms)
         else:
             tick = tick_at_or_after(value[3], self.tick_len_ms)
             watermark = timers.current_watermark()
             if tick <= watermark or (last is not None and tick <= last):
                 # A late job is not dropped: it joins the next tick (and is counted).
                 self.late_jobs.inc()
-                self._count("late_jobs")
+                self._count(cached, "late_jobs")
                 tick = tick_at_or_after(max(watermark, last or watermark) + 1, self.tick_len_ms)
             events = self.inbox.get(tick) or []
             events.append(value)
@@ -298,28 +321,30 @@ class DispatchTicks(KeyedProcessFunction):
         return iter(())
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        last = self.last_tick.value()
+        key = ctx.get_current_key()
+        cached = self._cached(key)
+        last = cached.last_tick
         if last is not None and timestamp <= last:
             return
-        key = ctx.get_current_key()
-        dispatcher = Dispatcher(self.shard_catalogues.get(key, self.catalogue), self.config)
-        dispatcher.load_state(self.dispatcher_state.value())
+        dispatcher = cached.dispatcher
         while True:  # deadline ticks this firing stands for, then the firing's own tick
             deadline = dispatcher.next_deadline_tick(self.tick_len_ms)
             tick = deadline if deadline is not None and (last is None or deadline > last) and deadline < timestamp \
                 else timestamp
-            yield from self._run_tick(dispatcher, tick, self.shard_of_key.get(key))
+            yield from self._run_tick(dispatcher, tick, self.shard_of_key.get(key), cached)
             last = tick
             if tick == timestamp:
                 break
         nxt = dispatcher.next_deadline_tick(self.tick_len_ms)
         if nxt is not None:
             ctx.timer_service().register_event_time_timer(max(nxt, timestamp + self.tick_len_ms))
+        cached.last_tick = timestamp
+        cached.timers = {t for t in cached.timers if t > timestamp}
         self.last_tick.update(timestamp)
         self.dispatcher_state.update(dispatcher.to_state())
         self.pending_gauge_value = len(dispatcher.pending)
 
-    def _run_tick(self, dispatcher: Dispatcher, tick: int, shard: int | None):
+    def _run_tick(self, dispatcher: Dispatcher, tick: int, shard: int | None, cached: _DispatchKey):
         elements = self.inbox.get(tick) or []
         self.inbox.remove(tick)
         inputs = {}
@@ -334,7 +359,7 @@ class DispatchTicks(KeyedProcessFunction):
             parsed = to_parsed(element)
             events.append(parsed)
             meta[id(parsed)] = element[5]
-        counts = self.counts.value() or {}
+        counts, cached.counts = cached.counts, {}
         self.counts.clear()
         out = dispatcher.run_tick(tick, events, inputs, counts)
         for rec in out.site_costs:
