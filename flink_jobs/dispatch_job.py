@@ -2,8 +2,9 @@
 -> Kafka outputs (exactly-once).
 
     prices, weather, site-status, jobs (Kafka, raw JSON + partition/offset metadata)
-      -> ParseAndValidate            (bad records -> dead-letter, with topic/partition/offset/reason)
-      -> event-time watermarks       (bounded out-of-orderness, idleness)
+      -> event-time watermarks       (in SQL on the JVM, per partition: bounded out-of-orderness, idleness)
+      -> ParseAndValidate            (bad records -> dead-letter, with topic/partition/offset/reason;
+                                      site events on, job events and counters beside its main output)
       -> SiteTicks   keyed by site   (offers in force, latest weather, status; late/duplicate counted)
       -> DispatchTicks  one key      (pending jobs, committed slots, PuLP dispatch per tick)
                         or one key per region shard (--dispatch-shards N; JobRouter keyed by
@@ -25,6 +26,7 @@ from flink_jobs.operators import (
     DEAD_LETTER_TAG,
     EVENT,
     OUT_TYPE,
+    TO_DISPATCH_TAG,
     DispatchTicks,
     JobRouter,
     ParseAndValidate,
@@ -40,9 +42,6 @@ from flink_jobs.runtime import (
 from udfs import topics
 from udfs.catalogue import load_catalogue
 from udfs.sharding import assign_shards
-
-SITE_TOPICS = (topics.PRICES, topics.WEATHER, topics.SITE_STATUS)
-
 
 EVENT_TIME_FIELD = {
     topics.PRICES: "valid_from",
@@ -114,8 +113,9 @@ def build_pipeline(raw: DataStream, cfg: JobConfig) -> DataStream:
     tick_ms = cfg.tick_minutes * 60_000
     parsed = raw.process(ParseAndValidate(cfg.sites_file)).name("parse-validate").uid("parse-validate")
     dead_from_parse = parsed.get_side_output(DEAD_LETTER_TAG)
-    timed = parsed  # timestamps and watermarks come from the sources (see declare_sources)
-    site_events = timed.filter(lambda e: e[0] == EVENT and e[1] in SITE_TOPICS).name("site-events")
+    # timestamps and watermarks come from the sources (see declare_sources)
+    site_events = parsed
+    to_dispatch = parsed.get_side_output(TO_DISPATCH_TAG)  # job events and counters
     site_ticks = (
         site_events.key_by(lambda e: e[2], key_type=Types.STRING())
         .process(SiteTicks(cfg.sites_file, tick_ms))
@@ -123,9 +123,8 @@ def build_pipeline(raw: DataStream, cfg: JobConfig) -> DataStream:
         .uid("site-ticks")
     )
     if cfg.dispatch_shards == 1:
-        to_dispatch = timed.filter(lambda e: e[0] == COUNT or (e[0] == EVENT and e[1] == topics.JOBS))
         outputs = (
-            site_ticks.union(to_dispatch.name("job-events"))
+            site_ticks.union(to_dispatch)
             .key_by(lambda e: "dispatch", key_type=Types.STRING())
             .process(DispatchTicks(cfg.sites_file, tick_ms, cfg.solver_time_limit_s), output_type=OUT_TYPE)
             .name("dispatch")
@@ -133,26 +132,26 @@ def build_pipeline(raw: DataStream, cfg: JobConfig) -> DataStream:
             .set_parallelism(1)  # one global optimisation per tick
         )
     else:
-        outputs = sharded_dispatch(timed, site_ticks, cfg, tick_ms)
+        outputs = sharded_dispatch(to_dispatch, site_ticks, cfg, tick_ms)
     return outputs.union(dead_from_parse)
 
 
 MAX_PARALLELISM = 128  # of the dispatch operator: fixed, so the shard keys' subtasks are known
 
 
-def sharded_dispatch(timed: DataStream, site_ticks: DataStream, cfg: JobConfig, tick_ms: int) -> DataStream:
+def sharded_dispatch(to_dispatch: DataStream, site_ticks: DataStream, cfg: JobConfig, tick_ms: int) -> DataStream:
     """One dispatch key per region shard, each on its own subtask (udfs/sharding.py)."""
     shards = cfg.dispatch_shards
     site_shard = assign_shards(load_catalogue(cfg.sites_file), shards)
     keys = shard_keys(shards)
     routed_jobs = (
-        timed.filter(lambda e: e[0] == EVENT and e[1] == topics.JOBS).name("job-events")
+        to_dispatch.filter(lambda e: e[0] == EVENT).name("job-events")
         .key_by(lambda e: e[2], key_type=Types.STRING())
         .process(JobRouter(site_shard, shards))
         .name("job-router")
         .uid("job-router")
     )
-    counts = timed.filter(lambda e: e[0] == COUNT).name("counts")
+    counts = to_dispatch.filter(lambda e: e[0] == COUNT).name("counts")
 
     def shard_key(e) -> str:
         if e[0] == EVENT:

@@ -29,6 +29,9 @@ from udfs.timeutil import format_ts
 # One output row type for everything the job writes: which topic, the message key, the JSON value.
 OUT_TYPE = Types.ROW_NAMED(["topic", "key", "value"], [Types.STRING(), Types.STRING(), Types.STRING()])
 DEAD_LETTER_TAG = OutputTag("dead-letter", OUT_TYPE)
+# Job events and counters leave ParseAndValidate on this side output, site events on its main
+# output: no filter operator per event (in thread mode each is one more Python call per record).
+TO_DISPATCH_TAG = OutputTag("to-dispatch")
 
 # Elements flowing between the operators (pickled tuples):
 #   ("event", topic, key, event_ms, record, meta)  a valid input record; meta = (partition, offset, raw)
@@ -54,7 +57,8 @@ def subtask_index(runtime_context: RuntimeContext) -> int:
 
 
 class ParseAndValidate(ProcessFunction):
-    """Raw Kafka rows -> validated events; anything unusable -> the dead-letter side output."""
+    """Raw Kafka rows -> validated site events (main output), job events and counters
+    (TO_DISPATCH_TAG); anything unusable -> the dead-letter side output."""
 
     def __init__(self, sites_file: str):
         self.sites_file = sites_file
@@ -74,12 +78,15 @@ class ParseAndValidate(ProcessFunction):
             self.dead_letters.inc()
             record = dead_letter(topic, partition, offset, key, raw, str(exc), _now_iso())
             yield DEAD_LETTER_TAG, Row(topics.DEAD_LETTER, key, _json(record))
-            yield COUNT, "dead_letters", 1
+            yield TO_DISPATCH_TAG, (COUNT, "dead_letters", 1)
             return
         self.parsed.inc()
-        # jobs keep their raw text: a conflicting resubmission is dead-lettered later, by the dispatcher
-        meta = (partition, offset, raw if topic == topics.JOBS else None)
-        yield EVENT, parsed.topic, parsed.key, parsed.event_ms, parsed.record, meta
+        if parsed.topic == topics.JOBS:
+            # jobs keep their raw text: a conflicting resubmission is dead-lettered later, by the dispatcher
+            yield TO_DISPATCH_TAG, (EVENT, parsed.topic, parsed.key, parsed.event_ms, parsed.record,
+                                    (partition, offset, raw))
+        else:
+            yield EVENT, parsed.topic, parsed.key, parsed.event_ms, parsed.record, (partition, offset, None)
 
 
 def to_parsed(element: tuple) -> ParsedRecord:
