@@ -326,6 +326,23 @@ def plan_violations(jobs: Sequence[Job], timeline: Mapping[int, Sequence[SiteSta
 
 
 # ----------------------------------------------------------------------------- month scale
+def _placeable(g: _Grid, jobs: list[Job]) -> tuple[list[Job], list[tuple[int, int, np.ndarray]], list[str]]:
+    """Jobs with a finite start cost at some allowed site and tick, each with its tick window and
+    site rows; and the ids of those that can never be placed."""
+    keep: list[Job] = []
+    info: list[tuple[int, int, np.ndarray]] = []
+    never: list[str] = []
+    for job in jobs:
+        lo, hi = g.window(job)
+        rows = g.site_rows(job)
+        if hi > lo and len(rows) and np.isfinite(g.start_cost(job.slots)[rows, lo:hi]).any():
+            keep.append(job)
+            info.append((lo, hi, rows))
+        else:
+            never.append(job.job_id)
+    return keep, info, never
+
+
 def hindsight_bounds(
     jobs: Sequence[Job],
     timeline: Mapping[int, Sequence[SiteState]],
@@ -349,17 +366,7 @@ def hindsight_bounds(
     all_jobs = _dedupe(jobs)
     n_s, n_t = len(g.sites), g.n_t
     # per job: window, sites, cheapest start (the capacity-relaxed choice)
-    info: list[tuple[int, int, np.ndarray]] = []
-    keep: list[Job] = []
-    never: list[str] = []
-    for job in all_jobs:
-        lo, hi = g.window(job)
-        rows = g.site_rows(job)
-        if hi > lo and len(rows) and np.isfinite(g.start_cost(job.slots)[rows, lo:hi]).any():
-            keep.append(job)
-            info.append((lo, hi, rows))
-        else:
-            never.append(job.job_id)
+    keep, info, never = _placeable(g, all_jobs)
     n_j = len(keep)
     if not n_j:
         return HindsightBounds(0.0, 0.0, 0.0, True, "empty", "none", unplaced=never, never=never,
@@ -671,15 +678,7 @@ def hindsight_blocked(
                 f"upper {r.upper_bound:,.4f} ({r.plan_source}) [{time.perf_counter() - t0:.1f} s]")
         b0 = b1
     # the Lagrangian bound of the full problem at the stitched multipliers
-    info, keep, never = [], [], []
-    for job in all_jobs:
-        lo, hi = g.window(job)
-        rows = g.site_rows(job)
-        if hi > lo and len(rows) and np.isfinite(g.start_cost(job.slots)[rows, lo:hi]).any():
-            keep.append(job)
-            info.append((lo, hi, rows))
-        else:
-            never.append(job.job_id)
+    keep, info, never = _placeable(g, all_jobs)
     ch = np.array([j.compute_hours for j in keep])
     slots = np.array([j.slots for j in keep], dtype=np.int64)
     dur = np.array([_ticks_running(j, tick_len_ms) for j in keep], dtype=np.int64)
