@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench._common import machine, md_table, private_broker, write_section  # noqa: E402
+from bench._common import machine, md_table, private_broker, read_committed_records, write_section  # noqa: E402
 from bench.bench_throughput import create, run_job, site_catalogue  # noqa: E402
 
 TITLE = "Sharded dispatch"
@@ -101,27 +101,7 @@ def confined_jobs(sites_file: Path, shards: int, count: int, start_ms: int, rate
 
 
 def committed(bootstrap: str, topic: str) -> list[dict]:
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"shards-{uuid.uuid4().hex[:6]}",
-                  "isolation.level": "read_committed", "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-    parts = c.list_topics(topic, timeout=10).topics[topic].partitions
-    c.assign([TopicPartition(topic, p, 0) for p in parts])
-    ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
-    out, done = [], {p for p, e in ends.items() if e == 0}
-    while len(done) < len(parts):
-        for msg in c.consume(1000, timeout=2):
-            if msg.error():
-                continue
-            out.append(json.loads(msg.value()))
-            if msg.offset() + 1 >= ends[msg.partition()]:
-                done.add(msg.partition())
-        # read_committed skips transaction markers: stop when the position reaches the end
-        for tp in c.position([TopicPartition(topic, p) for p in parts]):
-            if tp.offset >= ends[tp.partition]:
-                done.add(tp.partition)
-    c.close()
-    return out
+    return [json.loads(value) for _ts, value in read_committed_records(bootstrap, topic)]
 
 
 def comparable(rec: dict) -> str:
