@@ -20,6 +20,7 @@ RATE            ?= 20
 COUNT           ?= 500
 SEED            ?= 7
 PYTEST_ARGS     ?=
+BENCH_ARGS      ?=
 export KAFKA_BOOTSTRAP JOBMANAGER
 
 .PHONY: help setup venv jars sample-data demo down test test-unit kafka-up kafka-down topics \
@@ -107,8 +108,8 @@ test-unit: $(STAMP_VENV) ## Unit tests only (no Kafka, no Flink)
 lint: $(STAMP_VENV) ## ruff
 	@$(PY) -m ruff check .
 
-bench: setup sample-data ## All benchmarks; writes docs/BENCHMARKS.md
-	@$(PY) -m bench.run_all
+bench: setup sample-data ## All benchmarks; writes docs/BENCHMARKS.md (BENCH_ARGS=--quick: small, nothing written)
+	@$(PY) -m bench.run_all $(BENCH_ARGS)
 
 bench-dispatch: $(STAMP_VENV) ## Dispatch solver benchmark (jobs x sites grid)
 	@$(PY) -m bench.bench_dispatch
