@@ -170,3 +170,106 @@ def site_cost(
         available=online and cost is not None,
         reason=reason,
     )
+
+
+_MAX_COMMITTED = 1 << 50  # far beyond any real slot count; larger goes the validated way
+_WEATHER_MEMO_MAX = 16
+
+
+class SiteCostMemo:
+    """:func:`site_cost` of one site, for the per-tick loop: the same numbers, cheaper.
+
+    The site's constants are checked once, and the weather-dependent part (PUE, derating) is
+    memoised per (temp_c, rel_humidity): between weather observations only the price and the
+    committed slots change. :meth:`fields` repeats :func:`site_cost`'s arithmetic operation for
+    operation, so every value is the same float; inputs outside the domain it knows to be valid
+    (a type other than float/None, a non-finite value, a negative count...) get ``None`` back,
+    and the caller then uses :func:`site_cost`, which computes them or raises its usual error.
+    Keep the two in step (tests/unit/test_tick_fast_path.py compares them).
+    """
+
+    __slots__ = ("site", "_ok", "_kw", "_kw_raw", "_fixed", "_fx", "_overhead", "_weather")
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        kw, fixed, fx = site.it_kw_per_slot, site.fixed_cost_per_slot_hour, site.fx_to_eur
+        ov = site.cooling.fixed_overhead
+        self._ok = all(
+            not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v >= 0
+            for v in (kw, fixed, ov)
+        ) and isinstance(site.capacity_slots, int) and not isinstance(site.capacity_slots, bool) \
+            and site.capacity_slots >= 0 and isinstance(fx, (int, float)) and not isinstance(fx, bool)
+        self._kw_raw = kw
+        self._kw = float(kw) if self._ok else 0.0
+        self._fixed = float(fixed) if self._ok else 0.0
+        self._fx = fx
+        self._overhead = float(ov) if self._ok else 0.0
+        self._weather: dict[tuple[float | None, float | None], tuple[float | None, float] | None] = {}
+
+    def _weather_part(self, temp_c: float | None, rel_humidity: float | None) -> tuple[float | None, float] | None:
+        """(PUE or None, derating float), as site_cost computes them; None: outside the fast domain.
+        Raises what pue / thermal_derating raise."""
+        site = self.site
+        p = pue(temp_c, rel_humidity, site.cooling) if temp_c is not None and rel_humidity is not None else None
+        derating = thermal_derating(temp_c, site.thermal) if temp_c is not None else 1.0
+        ok = (p is None or (type(p) is float and math.isfinite(p) and p >= 1.0)) \
+            and type(derating) is float and 0.0 <= derating <= 1.0
+        return (p, derating) if ok else None
+
+    def fields(self, price_per_mwh: float | None, temp_c: float | None, rel_humidity: float | None,
+               committed_slots: int, online: bool, capacity_slots: int | None):
+        """(pue, cooling_kw, cost, cost_eur, capacity_slots, available_slots, available, reason),
+        exactly the SiteCost fields of site_cost(...) with these arguments, or None (use site_cost)."""
+        if not self._ok or type(online) is not bool or type(committed_slots) is not int \
+                or not 0 <= committed_slots <= _MAX_COMMITTED:
+            return None
+        if capacity_slots is None:
+            cap = self.site.capacity_slots
+        elif type(capacity_slots) is int and capacity_slots >= 0:
+            cap = capacity_slots
+        else:
+            return None
+        if price_per_mwh is not None and (type(price_per_mwh) is not float or not math.isfinite(price_per_mwh)):
+            return None
+        if (temp_c is not None and type(temp_c) is not float) or \
+                (rel_humidity is not None and type(rel_humidity) is not float):
+            return None
+        key = (temp_c, rel_humidity)  # equal floats give equal PUE and derating (-0.0 included)
+        memo = self._weather
+        part = memo.get(key, memo)
+        if part is memo:
+            part = self._weather_part(temp_c, rel_humidity)
+            if len(memo) >= _WEATHER_MEMO_MAX:
+                memo.clear()
+            memo[key] = part
+        if part is None:
+            return None
+        p, derating = part
+        has_weather = p is not None
+        cost = None
+        if p is not None and price_per_mwh is not None:
+            cost = price_per_mwh / 1000.0 * self._kw * p + self._fixed
+        has_offer = price_per_mwh is not None
+        if not online or not (has_offer and has_weather):
+            slots = 0
+        else:
+            # The epsilon keeps 0.7 * 400 = 279.99999... from losing a slot to float rounding.
+            slots = max(0, math.floor(derating * cap + 1e-9) - committed_slots)
+        if not online:
+            reason = "offline"
+        elif not has_offer:
+            reason = "no-offer"
+        elif not has_weather:
+            reason = "no-weather"
+        elif slots == 0:
+            reason = "full" if derating > 0 else "derated"
+        else:
+            reason = ""
+        ckw = None
+        if p:
+            it_kw = float(committed_slots * self._kw_raw)
+            if not math.isfinite(it_kw):
+                return None
+            ckw = it_kw * max(0.0, p - 1.0 - self._overhead)
+        cost_eur = None if cost is None else cost * self._fx
+        return p, ckw, cost, cost_eur, cap, slots, online and cost is not None, reason

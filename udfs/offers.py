@@ -24,6 +24,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+_new_object = object.__new__
+_object_setattr = object.__setattr__
+
 
 @dataclass(frozen=True)
 class Offer:
@@ -34,6 +37,10 @@ class Offer:
     source: str = ""
 
     def __post_init__(self) -> None:
+        vf, vt = self.valid_from_ms, self.valid_to_ms
+        if type(vf) is int and type(self.price_per_mwh) is float and math.isfinite(self.price_per_mwh) and (
+                vt is None or (type(vt) is int and vt > vf)):
+            return  # the common valid case, decided with fewer checks
         if isinstance(self.valid_from_ms, bool) or not isinstance(self.valid_from_ms, int):
             raise ValueError(f"valid_from: must be epoch ms (int), got {self.valid_from_ms!r}")
         p = self.price_per_mwh
@@ -44,6 +51,20 @@ class Offer:
                 raise ValueError(f"valid_to: must be epoch ms (int), got {self.valid_to_ms!r}")
             if self.valid_to_ms <= self.valid_from_ms:
                 raise ValueError("valid_to: must be after valid_from")
+
+    @classmethod
+    def checked(cls, valid_from_ms: int, price_per_mwh: float, valid_to_ms: int | None = None, currency: str = "",
+                source: str = "") -> Offer:
+        """``Offer(...)`` with the same checks and errors, cheaper for the common, valid case
+        (epoch-ms ints, a finite float price): the frozen dataclass's setattr calls and
+        ``__post_init__`` are skipped only when they would accept the values."""
+        if type(valid_from_ms) is int and type(price_per_mwh) is float and math.isfinite(price_per_mwh) and (
+                valid_to_ms is None or (type(valid_to_ms) is int and valid_to_ms > valid_from_ms)):
+            offer = _new_object(cls)
+            _object_setattr(offer, "__dict__", {"valid_from_ms": valid_from_ms, "price_per_mwh": price_per_mwh,
+                                                "valid_to_ms": valid_to_ms, "currency": currency, "source": source})
+            return offer
+        return cls(valid_from_ms, price_per_mwh, valid_to_ms, currency, source)
 
     def end_ms(self, default_interval_ms: int) -> int:
         """Exclusive end of validity."""

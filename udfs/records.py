@@ -36,7 +36,8 @@ class ParsedRecord:
 
 
 def _obj(raw: str | bytes) -> dict[str, Any]:
-    size = len(raw.encode() if isinstance(raw, str) else raw)
+    # an ASCII str has as many UTF-8 bytes as characters (isascii() is O(1) on str)
+    size = len(raw) if not isinstance(raw, str) or raw.isascii() else len(raw.encode())
     if size > MAX_PAYLOAD_BYTES:
         raise RecordError(f"payload: {size} bytes, more than the {MAX_PAYLOAD_BYTES} allowed")
     try:
@@ -123,6 +124,9 @@ def _optional_text(rec: dict[str, Any], field: str) -> None:
 
 
 def parse_price(rec: dict[str, Any], known_sites: Container[str] | None = None) -> ParsedRecord:
+    fast = _fast_price(rec, known_sites)
+    if fast is not None:
+        return fast
     site_id = _site(rec, known_sites)
     # Negative day-ahead prices exist, but the cost model would then pay jobs to run: refuse them
     # explicitly rather than let one surprise the optimizer.
@@ -138,12 +142,100 @@ def parse_price(rec: dict[str, Any], known_sites: Container[str] | None = None) 
 
 
 def parse_weather(rec: dict[str, Any], known_sites: Container[str] | None = None) -> ParsedRecord:
+    fast = _fast_weather(rec, known_sites)
+    if fast is not None:
+        return fast
     site_id = _site(rec, known_sites)
     observed = _ts(rec, "observed_at")
     temp = _number(rec, "temp_c", *TEMP_RANGE_C)
     rh = _number(rec, "rel_humidity", 0.0, 100.0)
     out = dict(rec, temp_c=temp, rel_humidity=rh, observed_at_ms=observed)
     return ParsedRecord(topics.WEATHER, site_id, observed, out)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------- fast paths
+# The two topics with a record per site and hour (or 5 minutes). A record every check of the
+# plain parser accepts gives the same ParsedRecord here, without the helper calls; anything
+# else (a missing or odd field, a value out of range) returns None and the plain parser
+# decides, with its own error message.
+
+_new_object = object.__new__
+_object_setattr = object.__setattr__
+
+
+def _parsed(topic: str, key: str, event_ms: int, record: dict[str, Any]) -> ParsedRecord:
+    """ParsedRecord(topic, key, event_ms, record), without the frozen dataclass's setattr calls."""
+    parsed = _new_object(ParsedRecord)
+    _object_setattr(parsed, "__dict__", {"topic": topic, "key": key, "event_ms": event_ms, "record": record})
+    return parsed
+
+
+def _fast_site(rec: dict[str, Any], known_sites: Container[str] | None) -> str | None:
+    site_id = rec.get("site_id")
+    if type(site_id) is str and 0 < len(site_id) <= MAX_ID_LEN and site_id.strip() and (
+            known_sites is None or site_id in known_sites):
+        return site_id
+    return None
+
+
+def _fast_float(value: Any, lo: float, hi: float) -> float | None:
+    """float(value) when _number(..., lo, hi) accepts it, else None (NaN fails the range test)."""
+    t = type(value)
+    if t is float:
+        return value if lo <= value <= hi else None
+    if t is int and lo <= value <= hi:
+        return float(value)
+    return None
+
+
+def _fast_ts(value: Any) -> int | None:
+    if type(value) is not str:
+        return None
+    try:
+        return parse_ts_ms(value)
+    except ValueError:
+        return None
+
+
+def _fast_price(rec: dict[str, Any], known_sites: Container[str] | None) -> ParsedRecord | None:
+    site_id = _fast_site(rec, known_sites)
+    if site_id is None:
+        return None
+    price = _fast_float(rec.get("price_per_mwh"), 0.0, MAX_PRICE_PER_MWH)
+    if price is None:
+        return None
+    valid_from = _fast_ts(rec.get("valid_from"))
+    if valid_from is None:
+        return None
+    raw_to = rec.get("valid_to")
+    if raw_to is None:
+        valid_to = None
+    else:
+        valid_to = _fast_ts(raw_to)
+        if valid_to is None or valid_to <= valid_from:
+            return None
+    currency, source = rec.get("currency"), rec.get("source")
+    if (currency is not None and not isinstance(currency, str)) or (source is not None and not isinstance(source, str)):
+        return None
+    out = dict(rec, price_per_mwh=price, valid_from_ms=valid_from, valid_to_ms=valid_to)
+    return _parsed(topics.PRICES, site_id, valid_from, out)
+
+
+def _fast_weather(rec: dict[str, Any], known_sites: Container[str] | None) -> ParsedRecord | None:
+    site_id = _fast_site(rec, known_sites)
+    if site_id is None:
+        return None
+    observed = _fast_ts(rec.get("observed_at"))
+    if observed is None:
+        return None
+    temp = _fast_float(rec.get("temp_c"), *TEMP_RANGE_C)
+    if temp is None:
+        return None
+    rh = _fast_float(rec.get("rel_humidity"), 0.0, 100.0)
+    if rh is None:
+        return None
+    out = dict(rec, temp_c=temp, rel_humidity=rh, observed_at_ms=observed)
+    return _parsed(topics.WEATHER, site_id, observed, out)
 
 
 def parse_status(rec: dict[str, Any], known_sites: Container[str] | None = None) -> ParsedRecord:

@@ -12,6 +12,8 @@ import bisect
 import hashlib
 import json
 from dataclasses import dataclass
+from json.encoder import c_make_encoder as _c_make_encoder
+from json.encoder import encode_basestring_ascii as _encode_basestring_ascii
 from typing import Any
 
 from udfs import topics
@@ -21,6 +23,10 @@ from udfs.records import ParsedRecord
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
 LATE = "late"
+
+_INF = float("inf")
+_new_object = object.__new__
+_object_setattr = object.__setattr__
 
 # Weather older than this at a tick is too stale to price cooling with (TMY data is hourly).
 DEFAULT_MAX_WEATHER_AGE_MS = 3 * 3_600_000
@@ -33,7 +39,13 @@ def tick_at_or_after(t_ms: int, tick_len_ms: int) -> int:
 
 def fingerprint(parsed: ParsedRecord) -> str:
     """Same key, event time and content -> same fingerprint (the duplicate rule)."""
-    body = json.dumps(parsed.record, sort_keys=True, separators=(",", ":"), default=str)
+    if _c_make_encoder is not None:
+        # what json.dumps(record, sort_keys=True, separators=(",", ":"), default=str) writes,
+        # without building a JSONEncoder per record
+        body = "".join(_c_make_encoder({}, str, _encode_basestring_ascii, None, ":", ",", True, False, True)(
+            parsed.record, 0))
+    else:
+        body = json.dumps(parsed.record, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha1(f"{parsed.topic}|{parsed.key}|{parsed.event_ms}|{body}".encode()).hexdigest()[:20]
 
 
@@ -90,9 +102,9 @@ class SiteTracker:
         self.seen[fp or fingerprint(parsed)] = parsed.event_ms
         rec = parsed.record
         if parsed.topic == topics.PRICES:
-            self.offers.add(Offer(valid_from_ms=rec["valid_from_ms"], price_per_mwh=rec["price_per_mwh"],
-                                  valid_to_ms=rec.get("valid_to_ms"), currency=rec.get("currency") or "",
-                                  source=rec.get("source") or ""))
+            self.offers.add(Offer.checked(valid_from_ms=rec["valid_from_ms"], price_per_mwh=rec["price_per_mwh"],
+                                          valid_to_ms=rec.get("valid_to_ms"), currency=rec.get("currency") or "",
+                                          source=rec.get("source") or ""))
         elif parsed.topic == topics.WEATHER:
             _insort(self.weather, (parsed.event_ms, rec["temp_c"], rec["rel_humidity"]))
         elif parsed.topic == topics.SITE_STATUS:
@@ -107,22 +119,35 @@ class SiteTracker:
 
     # ------------------------------------------------------------------ ticks
     def inputs_at(self, tick_ms: int) -> SiteInputs:
-        offer = self.offers.in_force(tick_ms)
-        w = _latest_at(self.weather, tick_ms)
+        offers = self.offers
+        offer = offers.in_force(tick_ms)
+        weather = self.weather
+        i = bisect.bisect_right(weather, (tick_ms, _INF, _INF)) - 1
+        w = weather[i] if i >= 0 else None
         if w is not None and tick_ms - w[0] > self.max_weather_age_ms:
             w = None
-        s = _latest_at(self.status, tick_ms)
-        return SiteInputs(
-            site_id=self.site_id,
-            tick_ms=tick_ms,
-            price_per_mwh=offer.price_per_mwh if offer else None,
-            offer_valid_to_ms=offer.end_ms(self.offers.default_interval_ms) if offer else None,
-            currency=offer.currency if offer else "",
-            temp_c=w[1] if w else None,
-            rel_humidity=w[2] if w else None,
-            online=s[1] if s else True,
-            capacity_slots=s[2] if s else None,
-        )
+        status = self.status
+        i = bisect.bisect_right(status, (tick_ms, _INF, _INF)) - 1
+        if offer is not None:
+            price, valid_to, currency = offer.price_per_mwh, offer.end_ms(offers.default_interval_ms), offer.currency
+        else:
+            price, valid_to, currency = None, None, ""
+        if w:
+            temp, rh = w[1], w[2]
+        else:
+            temp = rh = None
+        if i >= 0:
+            s = status[i]
+            online, capacity = s[1], s[2]
+        else:
+            online, capacity = True, None
+        # what SiteInputs(...) builds, without the frozen dataclass's nine object.__setattr__ calls
+        inputs = _new_object(SiteInputs)
+        _object_setattr(inputs, "__dict__", {
+            "site_id": self.site_id, "tick_ms": tick_ms, "price_per_mwh": price, "offer_valid_to_ms": valid_to,
+            "currency": currency, "temp_c": temp, "rel_humidity": rh, "online": online,
+            "capacity_slots": capacity})
+        return inputs
 
     def keeps_ticking_after(self, tick_ms: int) -> bool:
         """Whether the tick after ``tick_ms`` is worth emitting: an offer is in force at ``tick_ms``.
@@ -139,7 +164,11 @@ class SiteTracker:
         self.weather = _keep_from_latest(self.weather, watermark_ms)
         self.status = _keep_from_latest(self.status, watermark_ms)
         # a re-delivered copy older than the watermark is late anyway: no need to remember it
-        self.seen = {fp: t for fp, t in self.seen.items() if t > watermark_ms - self.offers.default_interval_ms}
+        # (rebuilt only when something is old enough to go: most ticks drop nothing)
+        seen = self.seen
+        cutoff = watermark_ms - self.offers.default_interval_ms
+        if seen and min(seen.values()) <= cutoff:
+            self.seen = {fp: t for fp, t in seen.items() if t > cutoff}
 
     # ------------------------------------------------------------------ state
     def to_state(self) -> dict[str, Any]:
@@ -168,10 +197,12 @@ def _insort(items: list, item: tuple) -> None:
 
 
 def _latest_at(items: list, t_ms: int):
-    i = bisect.bisect_right(items, (t_ms, float("inf"), float("inf"))) - 1
+    i = bisect.bisect_right(items, (t_ms, _INF, _INF)) - 1
     return items[i] if i >= 0 else None
 
 
 def _keep_from_latest(items: list, t_ms: int) -> list:
-    i = bisect.bisect_right(items, (t_ms, float("inf"), float("inf"))) - 1
+    if len(items) < 2:  # nothing before the latest to drop
+        return items
+    i = bisect.bisect_right(items, (t_ms, _INF, _INF)) - 1
     return items[i:] if i > 0 else items

@@ -1,9 +1,18 @@
-"""Timestamps of the contract: ISO-8601 UTC with a trailing Z, or epoch milliseconds."""
+"""Timestamps of the contract: ISO-8601 UTC with a trailing Z, or epoch milliseconds.
+
+Both conversions are pure, and the same instants come back again and again (every site's
+records carry the same hour, every site-cost record of a tick the same tick), so the results
+are memoised in small bounded dicts: a hit is one dict lookup instead of a datetime round trip.
+"""
 
 from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+
+_CACHE_MAX = 4096  # entries per cache; a full cache is cleared (timestamps mostly move forward)
+_PARSED: dict[str, int] = {}  # ISO text -> epoch ms (successful parses only)
+_FORMATTED: dict[int, str] = {}  # epoch ms -> text
 
 
 def parse_ts_ms(value: object, field: str = "timestamp") -> int:
@@ -11,6 +20,10 @@ def parse_ts_ms(value: object, field: str = "timestamp") -> int:
 
     Raises ValueError naming ``field`` when the value is not a usable timestamp.
     """
+    if type(value) is str:
+        ms = _PARSED.get(value)  # type: ignore[call-overload]
+        if ms is not None:
+            return ms
     if isinstance(value, bool):
         raise ValueError(f"{field}: not a timestamp")
     if isinstance(value, (int, float)):
@@ -28,11 +41,28 @@ def parse_ts_ms(value: object, field: str = "timestamp") -> int:
         raise ValueError(f"{field}: not an ISO-8601 timestamp: {value[:40]!r}") from None
     if parsed.tzinfo is None:
         raise ValueError(f"{field}: timestamp without a time zone (use a trailing Z)")
-    return int(parsed.timestamp() * 1000)
+    ms = int(parsed.timestamp() * 1000)
+    if type(value) is str:
+        if len(_PARSED) >= _CACHE_MAX:
+            _PARSED.clear()
+        _PARSED[value] = ms
+    return ms
 
 
 def format_ts(ms: int) -> str:
     """Epoch ms -> ``YYYY-MM-DDTHH:MM:SSZ`` (milliseconds kept only when non-zero)."""
+    if type(ms) is int:
+        text = _FORMATTED.get(ms)
+        if text is None:
+            text = _format_ts(ms)
+            if len(_FORMATTED) >= _CACHE_MAX:
+                _FORMATTED.clear()
+            _FORMATTED[ms] = text
+        return text
+    return _format_ts(ms)
+
+
+def _format_ts(ms: int) -> str:
     dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
     if ms % 1000:
         return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"

@@ -1,0 +1,231 @@
+"""Everything one dispatch key decides per tick, in plain Python: its sites' trackers and its
+dispatcher, driven by event time.
+
+The Flink job feeds one :class:`TickEngine` per dispatch key (one key, or one per region shard):
+
+* site records (prices, weather, site-status), batched per tick on the JVM. The job's SQL sends
+  a record behind the watermark on its own instead, so batch records are on time by
+  construction: ``add_site_records(rows)``;
+* site records behind the watermark, one at a time: ``add_site_records(rows, watermark_ms)``.
+  An offer still in force is applied at the site's next tick, anything else is counted as late;
+* validated job events (``add_job_event``) and counters (``count``).
+
+``advance(up_to_ms)`` then runs, in order, every tick due at or before ``up_to_ms`` (the
+watermark): a site ticks at the first tick at or after each of its accepted records and keeps
+ticking while an offer is in force; the dispatcher ticks when a site ticks, at the tick of each
+job event and at the last chance of the earliest pending deadline. These are the rules of
+tests/reference.py, so the output does not depend on arrival order or batching.
+
+Per record the work is a parse and a dictionary insert; per site and tick a lookup of its inputs.
+Duplicates are byte-identical re-deliveries (same topic, same value): the raw text is the
+fingerprint, which costs nothing to compute.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Container, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from udfs.catalogue import Catalogue
+from udfs.dispatch import DispatchConfig
+from udfs.dispatcher import Dispatcher, TickOutput
+from udfs.records import ParsedRecord, RecordError, parse_input
+from udfs.site_tracker import ACCEPTED, DUPLICATE, LATE, SiteTracker, tick_at_or_after
+
+# A site record as it arrived: (topic, key, raw value, partition, offset).
+RawRecord = tuple[str, Any, Any, Any, Any]
+NO_WATERMARK = -(2**63)
+
+
+@dataclass(frozen=True)
+class DeadRecord:
+    """An input record that could not be used, with where it was and why."""
+    topic: str
+    partition: int | None
+    offset: int | None
+    key: str | None
+    raw: str | None
+    error: str
+
+
+@dataclass
+class TickResult:
+    tick_ms: int
+    output: TickOutput
+    dead: list[DeadRecord] = field(default_factory=list)  # job events the dispatcher refused
+
+
+@dataclass
+class _Pending:
+    """An accepted site record waiting for the first tick it matters to."""
+    tick_ms: int
+    parsed: ParsedRecord
+    fingerprint: str
+    raw: RawRecord
+
+
+class TickEngine:
+    def __init__(self, catalogue: Catalogue, tick_len_ms: int, config: DispatchConfig,
+                 known_sites: Container[str] | None = None, site_cost_json: bool = False):
+        self.catalogue = catalogue  # the sites this key decides
+        self.known_sites = known_sites if known_sites is not None else frozenset(catalogue.site_ids)
+        self.tick_len_ms = tick_len_ms
+        # True: site-costs come as ready JSON text (TickOutput.site_cost_json), not as dicts
+        self.site_cost_json = site_cost_json
+        self.dispatcher = Dispatcher(catalogue, config)
+        self.trackers: dict[str, SiteTracker] = {}
+        self.pending: dict[str, list[_Pending]] = defaultdict(list)  # site -> records not applied yet
+        self.site_ticks: dict[int, set[str]] = defaultdict(set)  # tick -> sites with a record first needed then
+        self.chain: dict[int, set[str]] = defaultdict(set)  # tick -> sites whose offer keeps them ticking
+        self.inbox: dict[int, list[tuple[ParsedRecord, Any]]] = defaultdict(list)  # tick -> (job event, meta)
+        self.last_tick: int | None = None
+        self.counts: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ inputs
+    def count(self, name: str, n: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + n
+
+    def add_site_records(self, rows: Iterable[RawRecord], watermark_ms: int | None = None) -> list[DeadRecord]:
+        """Parse, validate, de-duplicate and queue site records. ``watermark_ms`` None: the records
+        are on time (a tick batch); else each is classified against it. Returns the dead letters."""
+        dead = []
+        for row in rows:
+            try:
+                parsed = parse_input(row[0], row[2], self.known_sites)
+            except RecordError as exc:
+                dead.append(DeadRecord(row[0], row[3], row[4], row[1], row[2], str(exc)))
+                continue
+            if parsed.key not in self.catalogue:  # routed to the wrong shard: never silently used
+                dead.append(DeadRecord(row[0], row[3], row[4], row[1], row[2],
+                                       "site_id: not decided by this dispatch shard"))
+                continue
+            outcome = self._queue(parsed, row, watermark_ms)
+            if outcome == DUPLICATE:
+                self.count("duplicates")
+            elif outcome == LATE:
+                self.count("late_events")
+        self.count("dead_letters", len(dead))
+        return dead
+
+    def _queue(self, parsed: ParsedRecord, row: RawRecord, watermark_ms: int | None) -> str:
+        tracker = self.trackers.get(parsed.key)
+        if tracker is None:
+            tracker = self.trackers[parsed.key] = SiteTracker(parsed.key, self.catalogue[parsed.key].offer_interval_ms)
+        fp = f"{parsed.topic}|{row[2]}"
+        outcome = tracker.classify(parsed, NO_WATERMARK if watermark_ms is None else watermark_ms, fp)
+        waiting = self.pending[parsed.key]
+        if outcome == ACCEPTED and any(p.fingerprint == fp for p in waiting):
+            outcome = DUPLICATE
+        if outcome == ACCEPTED:
+            tick = tick_at_or_after(parsed.event_ms, self.tick_len_ms)
+            waiting.append(_Pending(tick, parsed, fp, row))
+            if self.last_tick is None or tick > self.last_tick:
+                self.site_ticks[tick].add(parsed.key)
+            # else: a late offer still in force, applied at the site's next tick
+        return outcome
+
+    def add_job_event(self, parsed: ParsedRecord, meta: Any, watermark_ms: int) -> int:
+        """Queue a validated job event for its tick; returns that tick. A job event behind the
+        watermark is not dropped: it joins the next tick (and is counted)."""
+        tick = tick_at_or_after(parsed.event_ms, self.tick_len_ms)
+        last = self.last_tick
+        if tick <= watermark_ms or (last is not None and tick <= last):
+            self.count("late_jobs")
+            tick = tick_at_or_after(max(watermark_ms, last if last is not None else watermark_ms) + 1,
+                                    self.tick_len_ms)
+        self.inbox[tick].append((parsed, meta))
+        return tick
+
+    # ------------------------------------------------------------------ ticks
+    def next_due(self) -> int | None:
+        """The next tick to run (it runs once event time reaches it), or None."""
+        last = self.last_tick
+        candidates = [t for d in (self.site_ticks, self.chain, self.inbox) for t in d
+                      if last is None or t > last]
+        deadline = self.dispatcher.next_deadline_tick(self.tick_len_ms)
+        if deadline is not None:
+            candidates.append(deadline if last is None else max(deadline, last + self.tick_len_ms))
+        return min(candidates) if candidates else None
+
+    def advance(self, up_to_ms: int) -> list[TickResult]:
+        """Run every tick due at or before ``up_to_ms``, in order."""
+        results = []
+        while True:
+            tick = self.next_due()
+            if tick is None or tick > up_to_ms:
+                return results
+            results.append(self._run_tick(tick))
+
+    def _run_tick(self, tick: int) -> TickResult:
+        ticking = self.site_ticks.pop(tick, set()) | self.chain.pop(tick, set())
+        inputs = {}
+        for site_id in sorted(ticking):
+            tracker = self.trackers[site_id]
+            self._apply_pending(site_id, tracker, tick)
+            inputs[site_id] = tracker.inputs_at(tick)
+            tracker.prune(tick)
+            if tracker.keeps_ticking_after(tick):
+                self.chain[tick + self.tick_len_ms].add(site_id)
+        jobs = self.inbox.pop(tick, [])
+        meta = {id(parsed): m for parsed, m in jobs}
+        counts, self.counts = self.counts, {}
+        out = self.dispatcher.run_tick(tick, [parsed for parsed, _ in jobs], inputs, counts,
+                                       site_cost_dicts=not self.site_cost_json, site_cost_json=self.site_cost_json)
+        self.last_tick = tick
+        dead = []
+        for parsed, reason in out.dead_letters:
+            partition, offset, raw = meta.get(id(parsed)) or (None, None, None)
+            dead.append(DeadRecord(parsed.topic, partition, offset, parsed.key, raw, reason))
+        return TickResult(tick, out, dead)
+
+    def _apply_pending(self, site_id: str, tracker: SiteTracker, tick: int) -> None:
+        waiting = self.pending.get(site_id)
+        if not waiting:
+            return
+        keep = []
+        for p in waiting:
+            if p.tick_ms <= tick:
+                tracker.apply(p.parsed, p.fingerprint)
+            else:
+                keep.append(p)
+        if keep:
+            self.pending[site_id] = keep
+        else:
+            del self.pending[site_id]
+
+    # ------------------------------------------------------------------ state
+    # The Flink operator keeps: the small core (written whenever it changes), the dispatcher, the
+    # trackers as a periodic snapshot, and the site records received since that snapshot (a
+    # log). Restoring replays the log onto the snapshot, without counting anything twice.
+    def core_state(self) -> dict[str, Any]:
+        return {"last_tick": self.last_tick, "site_ticks": dict(self.site_ticks), "chain": dict(self.chain),
+                "inbox": dict(self.inbox), "counts": self.counts}
+
+    def pending_rows(self) -> list[RawRecord]:
+        """The raw records accepted but not applied yet (they start the next log)."""
+        return [p.raw for waiting in self.pending.values() for p in waiting]
+
+    def restore(self, core: dict[str, Any] | None, dispatcher: dict[str, Any] | None,
+                trackers: dict[str, SiteTracker] | None, log: Iterable[tuple[list[RawRecord], int | None]]) -> None:
+        self.trackers = dict(trackers or {})
+        self.dispatcher.load_state(dispatcher)
+        core = core or {}
+        self.last_tick = core.get("last_tick")
+        for rows, watermark_ms in log:  # re-queue what arrived since the snapshot (parsing is pure)
+            for row in rows:
+                try:
+                    parsed = parse_input(row[0], row[2], self.known_sites)
+                except RecordError:
+                    continue
+                if parsed.key in self.catalogue:
+                    self._queue(parsed, row, watermark_ms)
+        self.site_ticks = defaultdict(set, core.get("site_ticks") or {})
+        self.chain = defaultdict(set, core.get("chain") or {})
+        self.inbox = defaultdict(list, core.get("inbox") or {})
+        self.counts = dict(core.get("counts") or {})
+        if self.last_tick is not None:  # records applied before the failure are applied again
+            for site_id, tracker in self.trackers.items():
+                self._apply_pending(site_id, tracker, self.last_tick)
+                tracker.prune(self.last_tick)
