@@ -122,29 +122,34 @@ def shard_sql(site_shard: dict[str, int] | None) -> str:
 
 
 def declare_site_records(t_env: StreamTableEnvironment, site_shard: dict[str, int] | None) -> None:
-    """`site_records`: every prices, weather and site-status record with its shard and whether it
-    goes to Python on its own (`single`): behind its source's watermark (so the tick's window has
-    closed or may have), or holding a batch separator, or without key or value."""
+    """`site_records_<topic>`: every prices, weather and site-status record with its shard and
+    whether it goes to Python on its own (`single`): behind its source's watermark, or holding a
+    batch separator, or without key or value."""
     def odd(column: str) -> str:
         return f"`{column}` IS NULL OR POSITION({SQL_RS} IN `{column}`) > 0 OR POSITION({SQL_US} IN `{column}`) > 0"
 
-    selects = [f"""SELECT '{SITE_TOPIC_CODE[t]}' AS code, '{t}' AS topic, k, v, kafka_partition, kafka_offset,
+    for topic, code in SITE_TOPIC_CODE.items():
+        t_env.create_temporary_view(f"site_records_{code}", t_env.sql_query(f"""
+SELECT '{code}' AS code, '{topic}' AS topic, k, v, kafka_partition, kafka_offset,
   event_time, {shard_sql(site_shard)} AS shard,
   (CURRENT_WATERMARK(event_time) IS NOT NULL AND event_time <= CURRENT_WATERMARK(event_time))
     OR {odd('k')} OR {odd('v')} AS single
-FROM `src_{t}`""" for t in SITE_TOPIC_CODE]
-    t_env.create_temporary_view("site_records", t_env.sql_query(" UNION ALL ".join(selects)))
+FROM `src_{topic}`"""))
 
 
-def site_batches_sql(cfg: JobConfig) -> str:
-    """One row per tick (and shard) with the tick's on-time site records joined in one string. The
-    window is shifted by 1 ms so a record at exactly a tick belongs to that tick (udfs.site_tracker.
-    tick_at_or_after); its window_time (end - 1 ms) is the tick."""
+def site_batches_sql(cfg: JobConfig, code: str) -> str:
+    """One row per tick (and shard) with one topic's on-time site records joined in one string.
+
+    One window per topic, not one over all three: a window drops records behind its own
+    watermark, and only a window fed by the record's own source has a watermark no further than
+    the one `single` was decided on (a window over all sources follows the others while one is
+    idle). The window is shifted by 1 ms so a record at exactly a tick belongs to that tick
+    (udfs.site_tracker.tick_at_or_after); its window_time (end - 1 ms) is the tick."""
     size = watermark_interval(cfg.tick_minutes * 60)
     record = (f"CONCAT(code, CAST(kafka_partition AS STRING), ',', CAST(kafka_offset AS STRING), {SQL_US}, k, "
               f"{SQL_US}, v)")
     return f"""SELECT shard, window_time AS tick, LISTAGG({record}, {SQL_RS}) AS site_batch
-FROM TABLE(TUMBLE(TABLE site_records_on_time, DESCRIPTOR(event_time), {size}, INTERVAL '0.001' SECOND))
+FROM TABLE(TUMBLE(TABLE site_records_on_time_{code}, DESCRIPTOR(event_time), {size}, INTERVAL '0.001' SECOND))
 GROUP BY window_start, window_end, window_time, shard"""
 
 
@@ -163,16 +168,19 @@ def tick_inputs(t_env: StreamTableEnvironment, cfg: JobConfig,
     """Site batches, single site records and raw job rows, as DataStreams of TickOperator elements
     (job rows still to be parsed)."""
     declare_site_records(t_env, site_shard)
-    t_env.create_temporary_view("site_records_on_time", t_env.sql_query(
-        "SELECT * FROM site_records WHERE NOT single"))
-    batches = t_env.to_data_stream(t_env.sql_query(site_batches_sql(cfg))).map(
-        lambda r: (BATCH, r[0], epoch_ms(r[1]), r[2])).name("site-batches")
-    singles = t_env.to_data_stream(t_env.sql_query(
-        "SELECT shard, topic, k, v, kafka_partition, kafka_offset FROM site_records WHERE single")).map(
+    batches = []
+    for code in SITE_TOPIC_CODE.values():
+        t_env.create_temporary_view(f"site_records_on_time_{code}", t_env.sql_query(
+            f"SELECT * FROM site_records_{code} WHERE NOT single"))
+        batches.append(t_env.to_data_stream(t_env.sql_query(site_batches_sql(cfg, code))).map(
+            lambda r: (BATCH, r[0], epoch_ms(r[1]), r[2])).name(f"site-batches-{code}"))
+    singles = t_env.to_data_stream(t_env.sql_query(" UNION ALL ".join(
+        f"SELECT shard, topic, k, v, kafka_partition, kafka_offset FROM site_records_{code} WHERE single"
+        for code in SITE_TOPIC_CODE.values()))).map(
         lambda r: (SINGLE, r[0], r[1], r[2], r[3], r[4], r[5])).name("site-singles")
     jobs = t_env.to_data_stream(t_env.sql_query(
         f"SELECT '{topics.JOBS}' AS topic, k, v, kafka_partition, kafka_offset FROM `src_{topics.JOBS}`"))
-    return batches, singles, jobs
+    return batches[0].union(*batches[1:]), singles, jobs
 
 
 def build_pipeline(t_env: StreamTableEnvironment, cfg: JobConfig) -> DataStream:

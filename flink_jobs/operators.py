@@ -145,6 +145,7 @@ class TickOperator(KeyedProcessFunction):
         self.shard_keys = shard_keys or []
         self.site_shard = site_shard or {}
         self.pending_gauge_value = 0
+        self.solve_ms_value = 0.0
 
     def open(self, runtime_context: RuntimeContext):
         self.catalogue = load_catalogue(self.sites_file)
@@ -167,6 +168,7 @@ class TickOperator(KeyedProcessFunction):
             MapStateDescriptor("site-log", Types.LONG(), Types.PICKLED_BYTE_ARRAY()))
         group = runtime_context.get_metrics_group().add_group("geodispatch")
         group.gauge("pending_jobs", lambda: self.pending_gauge_value)
+        group.gauge("solve_ms", lambda: self.solve_ms_value)  # the last tick's
         self.decisions_counter = group.counter("decisions")
         self.dead_letters = group.counter("dead_letters")
         self.parsed = group.counter("records_parsed")
@@ -204,9 +206,13 @@ class TickOperator(KeyedProcessFunction):
         timers = ctx.timer_service()
         cached = self._cached(ctx.get_current_key())
         engine = cached.engine
-        if kind == BATCH:
+        if kind == BATCH and (engine.last_tick is None or value[2] > engine.last_tick):
             self._log(cached, ("blob", value[3]), None)
             yield from self._site_records(cached, decode_batch(value[3]), None)
+        elif kind == BATCH:  # the tick ran already (its topic was idle while others went on): as singles
+            watermark = timers.current_watermark()
+            self._log(cached, ("blob", value[3]), watermark)
+            yield from self._site_records(cached, decode_batch(value[3]), watermark)
         elif kind == SINGLE:
             row = (value[2], value[3], value[4], value[5], value[6])
             watermark = timers.current_watermark()
@@ -259,6 +265,7 @@ class TickOperator(KeyedProcessFunction):
         self.late.inc(metrics.get("late_events", 0))
         self.duplicates.inc(metrics.get("duplicates", 0))
         self.expired.inc(metrics.get("offers_expired", 0))
+        self.solve_ms_value = metrics.get("solve_ms", 0.0)
         if out.site_cost_json:
             yield Row(SITE_COSTS_PACKED, None, RS.join(f"{site_id}{US}{text}" for site_id, text in out.site_cost_json))
         for rec in out.decisions:
