@@ -123,6 +123,7 @@ class _KeyCache:
     instance writes the key's state, and a restore starts a new instance with an empty cache."""
     engine: TickEngine
     log_seq: int
+    log_ticks: dict[int, int | None]  # log seq -> the tick its records are first needed at (None: any)
     ticks_since_snapshot: int = 0
     dispatcher_signature: tuple | None = None
 
@@ -163,9 +164,12 @@ class TickOperator(KeyedProcessFunction):
         self.core_state = state("engine-core")
         self.dispatcher_state = state("dispatcher")
         self.tracker_snapshot = state("tracker-snapshot")
-        # site records received since the snapshot, by arrival: seq -> (("blob", text) | ("rows", rows), watermark)
+        # site records received since the snapshot or still waiting for their tick, by arrival:
+        # seq -> (("blob", text) | ("rows", rows), watermark, tick)
         self.site_log = runtime_context.get_map_state(
             MapStateDescriptor("site-log", Types.LONG(), Types.PICKLED_BYTE_ARRAY()))
+        self.job_inbox = runtime_context.get_map_state(
+            MapStateDescriptor("job-inbox", Types.LONG(), Types.PICKLED_BYTE_ARRAY()))
         group = runtime_context.get_metrics_group().add_group("geodispatch")
         group.gauge("pending_jobs", lambda: self.pending_gauge_value)
         group.gauge("solve_ms", lambda: self.solve_ms_value)  # the last tick's
@@ -184,14 +188,31 @@ class TickOperator(KeyedProcessFunction):
                                 self.known_sites, site_cost_json=True)
             entries = sorted(self.site_log.items())
             log = [(decode_batch(payload) if kind == "blob" else payload, watermark)
-                   for _, ((kind, payload), watermark) in entries]
-            engine.restore(self.core_state.value(), self.dispatcher_state.value(), self.tracker_snapshot.value(), log)
-            found = self.cache[key] = _KeyCache(engine, entries[-1][0] + 1 if entries else 0)
+                   for _, ((kind, payload), watermark, _) in entries]
+            engine.restore(self.core_state.value(), self.dispatcher_state.value(), self.tracker_snapshot.value(), log,
+                           dict(self.job_inbox.items()))
+            found = self.cache[key] = _KeyCache(engine, entries[-1][0] + 1 if entries else 0,
+                                                {seq: entry[2] for seq, entry in entries})
         return found
 
-    def _log(self, cached: _KeyCache, entry: tuple, watermark: int | None) -> None:
-        self.site_log.put(cached.log_seq, (entry, watermark))
+    def _log(self, cached: _KeyCache, entry: tuple, watermark: int | None, tick: int | None) -> None:
+        self.site_log.put(cached.log_seq, (entry, watermark, tick))
+        cached.log_ticks[cached.log_seq] = tick
         cached.log_seq += 1
+
+    def _snapshot(self, cached: _KeyCache) -> None:
+        """Trackers as they are now; the log keeps only what they do not hold yet: batches of
+        ticks still to come, and any late offer still waiting for its site's next tick."""
+        engine = cached.engine
+        last = engine.last_tick
+        self.tracker_snapshot.update(engine.trackers)
+        for seq, tick in list(cached.log_ticks.items()):
+            if tick is None or tick <= last:
+                self.site_log.remove(seq)
+                del cached.log_ticks[seq]
+        waiting = engine.waiting_rows(up_to_ms=last)
+        if waiting:
+            self._log(cached, ("rows", waiting), None, None)
 
     def _site_records(self, cached: _KeyCache, rows: list[RawRecord], watermark: int | None):
         dead = cached.engine.add_site_records(rows, watermark)
@@ -207,22 +228,23 @@ class TickOperator(KeyedProcessFunction):
         cached = self._cached(ctx.get_current_key())
         engine = cached.engine
         if kind == BATCH and (engine.last_tick is None or value[2] > engine.last_tick):
-            self._log(cached, ("blob", value[3]), None)
+            self._log(cached, ("blob", value[3]), None, value[2])
             yield from self._site_records(cached, decode_batch(value[3]), None)
         elif kind == BATCH:  # the tick ran already (its topic was idle while others went on): as singles
             watermark = timers.current_watermark()
-            self._log(cached, ("blob", value[3]), watermark)
+            self._log(cached, ("blob", value[3]), watermark, None)
             yield from self._site_records(cached, decode_batch(value[3]), watermark)
         elif kind == SINGLE:
             row = (value[2], value[3], value[4], value[5], value[6])
             watermark = timers.current_watermark()
-            self._log(cached, ("rows", [row]), watermark)
+            self._log(cached, ("rows", [row]), watermark, None)
             yield from self._site_records(cached, [row], watermark)
         elif kind == COUNT:
             engine.count(value[1], value[2])
         else:
             late_before = engine.counts.get("late_jobs", 0)
-            engine.add_job_event(to_parsed(value), value[5], timers.current_watermark())
+            tick = engine.add_job_event(to_parsed(value), value[5], timers.current_watermark())
+            self.job_inbox.put(tick, engine.inbox[tick])
             if engine.counts.get("late_jobs", 0) > late_before:
                 self.late_jobs.inc()
         self.core_state.update(engine.core_state())
@@ -238,15 +260,12 @@ class TickOperator(KeyedProcessFunction):
         if not results:
             return
         for result in results:
+            if self.job_inbox.contains(result.tick_ms):
+                self.job_inbox.remove(result.tick_ms)
             yield from self._tick_rows(result, self.shard_of_key.get(key))
         cached.ticks_since_snapshot += len(results)
         if cached.ticks_since_snapshot >= SNAPSHOT_EVERY_TICKS:
-            self.tracker_snapshot.update(engine.trackers)
-            self.site_log.clear()
-            cached.log_seq = 0
-            pending = engine.pending_rows()
-            if pending:
-                self._log(cached, ("rows", pending), None)
+            self._snapshot(cached)
             cached.ticks_since_snapshot = 0
         d = engine.dispatcher
         signature = (len(d.pending), len(d.running), len(d.decided), d.rr_pointer, tuple(d.cumulative.values()))

@@ -23,6 +23,7 @@ fingerprint, which costs nothing to compute.
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
@@ -57,13 +58,14 @@ class TickResult:
     dead: list[DeadRecord] = field(default_factory=list)  # job events the dispatcher refused
 
 
-@dataclass
+@dataclass(order=True)
 class _Pending:
-    """An accepted site record waiting for the first tick it matters to."""
+    """An accepted site record waiting for the first tick it matters to (ordered by that tick)."""
     tick_ms: int
-    parsed: ParsedRecord
-    fingerprint: str
-    raw: RawRecord
+    seq: int
+    parsed: ParsedRecord = field(compare=False)
+    fingerprint: str = field(compare=False)
+    raw: RawRecord = field(compare=False)
 
 
 class TickEngine:
@@ -76,10 +78,16 @@ class TickEngine:
         self.site_cost_json = site_cost_json
         self.dispatcher = Dispatcher(catalogue, config)
         self.trackers: dict[str, SiteTracker] = {}
-        self.pending: dict[str, list[_Pending]] = defaultdict(list)  # site -> records not applied yet
+        # Reading a backlog, one topic's batches can run far ahead of event time, so everything
+        # queued by tick is a heap or a dict: the cost per record and per tick never depends on
+        # how much is queued.
+        self.pending: dict[str, list[_Pending]] = defaultdict(list)  # site -> heap of records not applied yet
         self.site_ticks: dict[int, set[str]] = defaultdict(set)  # tick -> sites with a record first needed then
         self.chain: dict[int, set[str]] = defaultdict(set)  # tick -> sites whose offer keeps them ticking
         self.inbox: dict[int, list[tuple[ParsedRecord, Any]]] = defaultdict(list)  # tick -> (job event, meta)
+        self._due: list[int] = []  # heap of the ticks of site_ticks and inbox (may hold stale ones)
+        self._pending_fps: set[str] = set()  # fingerprints of the pending records (de-duplication)
+        self._seq = 0
         self.last_tick: int | None = None
         self.counts: dict[str, int] = {}
 
@@ -115,13 +123,16 @@ class TickEngine:
             tracker = self.trackers[parsed.key] = SiteTracker(parsed.key, self.catalogue[parsed.key].offer_interval_ms)
         fp = f"{parsed.topic}|{row[2]}"
         outcome = tracker.classify(parsed, NO_WATERMARK if watermark_ms is None else watermark_ms, fp)
-        waiting = self.pending[parsed.key]
-        if outcome == ACCEPTED and any(p.fingerprint == fp for p in waiting):
+        if outcome == ACCEPTED and fp in self._pending_fps:
             outcome = DUPLICATE
         if outcome == ACCEPTED:
             tick = tick_at_or_after(parsed.event_ms, self.tick_len_ms)
-            waiting.append(_Pending(tick, parsed, fp, row))
+            self._seq += 1
+            self._pending_fps.add(fp)
+            heapq.heappush(self.pending[parsed.key], _Pending(tick, self._seq, parsed, fp, row))
             if self.last_tick is None or tick > self.last_tick:
+                if tick not in self.site_ticks:
+                    heapq.heappush(self._due, tick)
                 self.site_ticks[tick].add(parsed.key)
             # else: a late offer still in force, applied at the site's next tick
         return outcome
@@ -135,6 +146,8 @@ class TickEngine:
             self.count("late_jobs")
             tick = tick_at_or_after(max(watermark_ms, last if last is not None else watermark_ms) + 1,
                                     self.tick_len_ms)
+        if tick not in self.inbox:
+            heapq.heappush(self._due, tick)
         self.inbox[tick].append((parsed, meta))
         return tick
 
@@ -142,8 +155,13 @@ class TickEngine:
     def next_due(self) -> int | None:
         """The next tick to run (it runs once event time reaches it), or None."""
         last = self.last_tick
-        candidates = [t for d in (self.site_ticks, self.chain, self.inbox) for t in d
-                      if last is None or t > last]
+        due = self._due
+        while due and ((last is not None and due[0] <= last) or (due[0] not in self.site_ticks
+                                                                  and due[0] not in self.inbox)):
+            heapq.heappop(due)
+        candidates = [t for t in self.chain if last is None or t > last]  # one entry per ticking site at most
+        if due:
+            candidates.append(due[0])
         deadline = self.dispatcher.next_deadline_tick(self.tick_len_ms)
         if deadline is not None:
             candidates.append(deadline if last is None else max(deadline, last + self.tick_len_ms))
@@ -184,31 +202,29 @@ class TickEngine:
         waiting = self.pending.get(site_id)
         if not waiting:
             return
-        keep = []
-        for p in waiting:
-            if p.tick_ms <= tick:
-                tracker.apply(p.parsed, p.fingerprint)
-            else:
-                keep.append(p)
-        if keep:
-            self.pending[site_id] = keep
-        else:
+        while waiting and waiting[0].tick_ms <= tick:
+            p = heapq.heappop(waiting)
+            self._pending_fps.discard(p.fingerprint)
+            tracker.apply(p.parsed, p.fingerprint)
+        if not waiting:
             del self.pending[site_id]
 
     # ------------------------------------------------------------------ state
     # The Flink operator keeps: the small core (written whenever it changes), the dispatcher, the
-    # trackers as a periodic snapshot, and the site records received since that snapshot (a
-    # log). Restoring replays the log onto the snapshot, without counting anything twice.
+    # job inbox by tick, the trackers as a periodic snapshot, and the site records received
+    # since that snapshot (a log; it also rebuilds what waits for a tick). Restoring replays the
+    # log onto the snapshot, without counting anything twice.
     def core_state(self) -> dict[str, Any]:
-        return {"last_tick": self.last_tick, "site_ticks": dict(self.site_ticks), "chain": dict(self.chain),
-                "inbox": dict(self.inbox), "counts": self.counts}
+        return {"last_tick": self.last_tick, "chain": dict(self.chain), "counts": self.counts}
 
-    def pending_rows(self) -> list[RawRecord]:
-        """The raw records accepted but not applied yet (they start the next log)."""
-        return [p.raw for waiting in self.pending.values() for p in waiting]
+    def waiting_rows(self, up_to_ms: int) -> list[RawRecord]:
+        """The raw records accepted but not applied yet whose tick is at or before ``up_to_ms``
+        (late offers waiting for their site's next tick): a new log must hold them."""
+        return [p.raw for waiting in self.pending.values() for p in waiting if p.tick_ms <= up_to_ms]
 
     def restore(self, core: dict[str, Any] | None, dispatcher: dict[str, Any] | None,
-                trackers: dict[str, SiteTracker] | None, log: Iterable[tuple[list[RawRecord], int | None]]) -> None:
+                trackers: dict[str, SiteTracker] | None, log: Iterable[tuple[list[RawRecord], int | None]],
+                inbox: dict[int, list] | None = None) -> None:
         self.trackers = dict(trackers or {})
         self.dispatcher.load_state(dispatcher)
         core = core or {}
@@ -221,9 +237,10 @@ class TickEngine:
                     continue
                 if parsed.key in self.catalogue:
                     self._queue(parsed, row, watermark_ms)
-        self.site_ticks = defaultdict(set, core.get("site_ticks") or {})
         self.chain = defaultdict(set, core.get("chain") or {})
-        self.inbox = defaultdict(list, core.get("inbox") or {})
+        self.inbox = defaultdict(list, inbox or {})
+        for tick in self.inbox:
+            heapq.heappush(self._due, tick)
         self.counts = dict(core.get("counts") or {})
         if self.last_tick is not None:  # records applied before the failure are applied again
             for site_id, tracker in self.trackers.items():

@@ -76,8 +76,9 @@ def run_engine(sites_file: str, seed: int | None = None, restore_at: int | None 
     while tick <= last:
         if restore_at is not None and tick == restore_at:
             saved = [pickle.loads(pickle.dumps(s)) for s in (engine.core_state(), engine.dispatcher.to_state())]
+            inbox = pickle.loads(pickle.dumps(dict(engine.inbox)))
             engine = engine_for(sites_file)
-            engine.restore(*saved, snapshot, log)
+            engine.restore(*saved, snapshot, log, inbox)
         rows = batches.get(tick, [])
         if seed is not None:
             rng.shuffle(rows)
@@ -88,7 +89,7 @@ def run_engine(sites_file: str, seed: int | None = None, restore_at: int | None 
             engine.add_job_event(parsed, meta, watermark_ms=tick - TICK)
         if restore_at is not None and tick == restore_at - 20 * TICK:  # a snapshot, then a log from here
             snapshot = pickle.loads(pickle.dumps(engine.trackers))
-            log = [(engine.pending_rows(), None)]
+            log = [(engine.waiting_rows(up_to_ms=tick), None)]
         for result in engine.advance(tick):
             out[topics.SITE_COSTS] += result.output.site_costs
             out[topics.DISPATCH] += result.output.decisions
