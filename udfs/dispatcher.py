@@ -19,11 +19,24 @@ from typing import Any
 from udfs.baselines import round_robin_plan
 from udfs.catalogue import Catalogue
 from udfs.cost import SiteCostMemo, site_cost
-from udfs.dispatch import DispatchConfig, decision_id, decision_records, rejection_reason, solve_dispatch
+from udfs.dispatch import (
+    STATUS_EMPTY,
+    DispatchConfig,
+    DispatchResult,
+    decision_id,
+    decision_records,
+    rejection_reason,
+    solve_dispatch,
+)
 from udfs.objective import Job, SiteState, evaluate_objective, plan_cost
 from udfs.records import ParsedRecord
 from udfs.site_tracker import SiteInputs
 from udfs.timeutil import format_ts
+
+# What solve_dispatch returns for a tick without pending jobs (checked in tests/unit/test_dispatch.py),
+# without building three empty tick problems: most ticks of a replay have no jobs.
+EMPTY_TICK = DispatchResult(assignments={}, missed=[], status=STATUS_EMPTY, solver="none", objective=0.0,
+                            solve_ms=0.0, greedy_objective=0.0, cost=0.0)
 
 
 @dataclass
@@ -177,25 +190,31 @@ class Dispatcher:
             else:
                 jobs.append(job)
 
-        result = solve_dispatch(jobs, site_states, tick_ms, config=self.config)
-        out.decisions.extend(decision_records(result, jobs, tick_ms))
-        by_id = {j.job_id: j for j in jobs}
-        for job_id, site_id in result.assignments.items():
-            job = by_id[job_id]
-            self.running.append((job_id, site_id, job.slots, tick_ms + job.duration_ms))
-        for job_id in list(result.assignments) + list(result.missed):
-            self.decided[job_id] = _job_fingerprint(self.pending.pop(job_id))
+        if jobs:
+            result = solve_dispatch(jobs, site_states, tick_ms, config=self.config)
+            out.decisions.extend(decision_records(result, jobs, tick_ms))
+            by_id = {j.job_id: j for j in jobs}
+            for job_id, site_id in result.assignments.items():
+                job = by_id[job_id]
+                self.running.append((job_id, site_id, job.slots, tick_ms + job.duration_ms))
+            for job_id in list(result.assignments) + list(result.missed):
+                self.decided[job_id] = _job_fingerprint(self.pending.pop(job_id))
 
-        # baselines on the same tick and the same inputs, scored with the same objective
-        naive = round_robin_plan(jobs, site_states, tick_ms, tick_len_ms=self.config.tick_len_ms,
-                                 start=self.rr_pointer)
-        if site_states:
-            self.rr_pointer = (self.rr_pointer + len(naive)) % len(site_states)
-        greedy_cost = plan_cost(result.greedy_plan, jobs, site_states)  # the solver's own greedy baseline
-        naive_obj = evaluate_objective(naive, jobs, site_states, tick_ms, tick_len_ms=self.config.tick_len_ms,
-                                       values=self.config.values)
-        cost = plan_cost(result.assignments, jobs, site_states)
-        naive_cost = plan_cost(naive, jobs, site_states)
+            # baselines on the same tick and the same inputs, scored with the same objective
+            naive = round_robin_plan(jobs, site_states, tick_ms, tick_len_ms=self.config.tick_len_ms,
+                                     start=self.rr_pointer)
+            if site_states:
+                self.rr_pointer = (self.rr_pointer + len(naive)) % len(site_states)
+            greedy_cost = plan_cost(result.greedy_plan, jobs, site_states)  # the solver's own greedy baseline
+            naive_obj = evaluate_objective(naive, jobs, site_states, tick_ms, tick_len_ms=self.config.tick_len_ms,
+                                           values=self.config.values)
+            cost = plan_cost(result.assignments, jobs, site_states)
+            naive_cost = plan_cost(naive, jobs, site_states)
+        else:  # nothing to place: the solver and every baseline return the empty plan (EMPTY_TICK)
+            result = EMPTY_TICK
+            if site_states:
+                self.rr_pointer %= len(site_states)
+            greedy_cost = naive_obj = cost = naive_cost = 0.0
         self.cumulative["cost"] += cost
         self.cumulative["cost_greedy"] += greedy_cost
         self.cumulative["cost_naive"] += naive_cost

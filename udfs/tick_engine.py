@@ -220,7 +220,8 @@ class TickEngine:
     def waiting_rows(self, up_to_ms: int) -> list[RawRecord]:
         """The raw records accepted but not applied yet whose tick is at or before ``up_to_ms``
         (late offers waiting for their site's next tick): a new log must hold them."""
-        return [p.raw for waiting in self.pending.values() for p in waiting if p.tick_ms <= up_to_ms]
+        return [p.raw for waiting in self.pending.values() if waiting[0].tick_ms <= up_to_ms  # heaps
+                for p in waiting if p.tick_ms <= up_to_ms]
 
     def restore(self, core: dict[str, Any] | None, dispatcher: dict[str, Any] | None,
                 trackers: dict[str, SiteTracker] | None, log: Iterable[tuple[list[RawRecord], int | None]],

@@ -283,3 +283,21 @@ def test_job_value_definition() -> None:
     assert job_value(j, T) == pytest.approx(2.0 * 0.02)
     j0 = Job("a", 2.0, 1, 0, T + 2 * H, None, 0)  # half-way into the 4 h urgency horizon
     assert job_value(j0, T) == pytest.approx(2.0 * 0.02 * 1.5**9 * (1 + 2.0 * 0.5))
+
+
+def test_a_tick_without_jobs_matches_what_the_solver_and_baselines_return():
+    """Dispatcher.run_tick skips the solve when no job is pending (udfs.dispatcher.EMPTY_TICK):
+    the shortcut must be exactly what the full path gives."""
+    from udfs.baselines import round_robin_plan
+    from udfs.dispatcher import EMPTY_TICK
+    from udfs.objective import SiteState, evaluate_objective, plan_cost
+
+    sites = [SiteState(site_id=f"s{i}", cost_per_compute_hour=0.02 + i / 100, available_slots=10 * i + 1)
+             for i in range(3)]
+    full = solve_dispatch([], sites, 1_530_403_200_000)
+    for name in ("assignments", "missed", "status", "solver", "objective", "greedy_objective", "cost",
+                 "greedy_plan"):
+        assert getattr(full, name) == getattr(EMPTY_TICK, name), name
+    assert round_robin_plan([], sites, 1_530_403_200_000, start=7) == {}
+    assert evaluate_objective({}, [], sites, 1_530_403_200_000) == 0.0
+    assert plan_cost({}, [], sites) == 0.0
