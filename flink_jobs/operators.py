@@ -7,9 +7,10 @@ cost or a plan.
 
 from __future__ import annotations
 
+import heapq
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pyflink.common import Row
@@ -123,9 +124,13 @@ class _KeyCache:
     instance writes the key's state, and a restore starts a new instance with an empty cache."""
     engine: TickEngine
     log_seq: int
-    log_ticks: dict[int, int | None]  # log seq -> the tick its records are first needed at (None: any)
+    log_by_tick: list[tuple[int, int]]  # heap of (tick its records are first needed at, log seq)
+    log_any: list[int]  # log seqs of records for any tick (late ones): dropped at every snapshot
     ticks_since_snapshot: int = 0
     dispatcher_signature: tuple | None = None
+    timers: set[int] = field(default_factory=set)  # ticks this instance registered a timer for
+    counts_written: dict = field(default_factory=dict)  # the counters as last written to the core state
+    inbox_ticks: set[int] = field(default_factory=set)  # ticks with job events in the job-inbox state
 
 
 class TickOperator(KeyedProcessFunction):
@@ -191,14 +196,27 @@ class TickOperator(KeyedProcessFunction):
                    for _, ((kind, payload), watermark, _) in entries]
             engine.restore(self.core_state.value(), self.dispatcher_state.value(), self.tracker_snapshot.value(), log,
                            dict(self.job_inbox.items()))
-            found = self.cache[key] = _KeyCache(engine, entries[-1][0] + 1 if entries else 0,
-                                                {seq: entry[2] for seq, entry in entries})
+            by_tick = [(entry[2], seq) for seq, entry in entries if entry[2] is not None]
+            heapq.heapify(by_tick)
+            found = self.cache[key] = _KeyCache(engine, entries[-1][0] + 1 if entries else 0, by_tick,
+                                                [seq for seq, entry in entries if entry[2] is None],
+                                                inbox_ticks=set(engine.inbox))
         return found
 
     def _log(self, cached: _KeyCache, entry: tuple, watermark: int | None, tick: int | None) -> None:
         self.site_log.put(cached.log_seq, (entry, watermark, tick))
-        cached.log_ticks[cached.log_seq] = tick
+        if tick is None:
+            cached.log_any.append(cached.log_seq)
+        else:
+            heapq.heappush(cached.log_by_tick, (tick, cached.log_seq))
         cached.log_seq += 1
+
+    def _timer(self, cached: _KeyCache, timers) -> None:
+        """A timer at the engine's next due tick (once: a call into the JVM costs)."""
+        due = cached.engine.next_due()
+        if due is not None and due not in cached.timers:
+            cached.timers.add(due)
+            timers.register_event_time_timer(due)
 
     def _snapshot(self, cached: _KeyCache) -> None:
         """Trackers as they are now; the log keeps only what they do not hold yet: batches of
@@ -206,10 +224,11 @@ class TickOperator(KeyedProcessFunction):
         engine = cached.engine
         last = engine.last_tick
         self.tracker_snapshot.update(engine.trackers)
-        for seq, tick in list(cached.log_ticks.items()):
-            if tick is None or tick <= last:
-                self.site_log.remove(seq)
-                del cached.log_ticks[seq]
+        while cached.log_by_tick and cached.log_by_tick[0][0] <= last:
+            self.site_log.remove(heapq.heappop(cached.log_by_tick)[1])
+        for seq in cached.log_any:
+            self.site_log.remove(seq)
+        cached.log_any = []
         waiting = engine.waiting_rows(up_to_ms=last)
         if waiting:
             self._log(cached, ("rows", waiting), None, None)
@@ -245,12 +264,13 @@ class TickOperator(KeyedProcessFunction):
             late_before = engine.counts.get("late_jobs", 0)
             tick = engine.add_job_event(to_parsed(value), value[5], timers.current_watermark())
             self.job_inbox.put(tick, engine.inbox[tick])
+            cached.inbox_ticks.add(tick)
             if engine.counts.get("late_jobs", 0) > late_before:
                 self.late_jobs.inc()
-        self.core_state.update(engine.core_state())
-        due = engine.next_due()
-        if due is not None:
-            timers.register_event_time_timer(due)
+        if engine.counts != cached.counts_written:  # only counters change here (and what the log holds)
+            self.core_state.update(engine.core_state())
+            cached.counts_written = dict(engine.counts)
+        self._timer(cached, timers)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
         key = ctx.get_current_key()
@@ -260,9 +280,11 @@ class TickOperator(KeyedProcessFunction):
         if not results:
             return
         for result in results:
-            if self.job_inbox.contains(result.tick_ms):
+            if result.tick_ms in cached.inbox_ticks:
+                cached.inbox_ticks.discard(result.tick_ms)
                 self.job_inbox.remove(result.tick_ms)
             yield from self._tick_rows(result, self.shard_of_key.get(key))
+        cached.timers = {t for t in cached.timers if t > engine.last_tick}
         cached.ticks_since_snapshot += len(results)
         if cached.ticks_since_snapshot >= SNAPSHOT_EVERY_TICKS:
             self._snapshot(cached)
@@ -273,22 +295,23 @@ class TickOperator(KeyedProcessFunction):
             self.dispatcher_state.update(d.to_state())
             cached.dispatcher_signature = signature
         self.core_state.update(engine.core_state())
+        cached.counts_written = dict(engine.counts)
         self.pending_gauge_value = len(d.pending)
-        due = engine.next_due()
-        if due is not None:
-            ctx.timer_service().register_event_time_timer(due)
+        self._timer(cached, ctx.timer_service())
 
     def _tick_rows(self, result: TickResult, shard: int | None):
         out = result.output
         metrics = out.metrics
-        self.late.inc(metrics.get("late_events", 0))
-        self.duplicates.inc(metrics.get("duplicates", 0))
-        self.expired.inc(metrics.get("offers_expired", 0))
+        for counter, name in ((self.late, "late_events"), (self.duplicates, "duplicates"),
+                              (self.expired, "offers_expired")):
+            if metrics.get(name):  # a call into the JVM each
+                counter.inc(metrics[name])
         self.solve_ms_value = metrics.get("solve_ms", 0.0)
         if out.site_cost_json:
             yield Row(SITE_COSTS_PACKED, None, RS.join(f"{site_id}{US}{text}" for site_id, text in out.site_cost_json))
+        if out.decisions:
+            self.decisions_counter.inc(len(out.decisions))
         for rec in out.decisions:
-            self.decisions_counter.inc()
             yield Row(topics.DISPATCH, rec["job_id"], _json(rec))
         for d in result.dead:
             self.dead_letters.inc()
