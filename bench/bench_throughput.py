@@ -252,8 +252,28 @@ events/s; the pipeline writes one site-costs record per site per tick, so with 5
 writes more records than it reads.
 
 {s['table']}
+
+{verdict(s['results'])}
 """
     write_section(TITLE, body)
+
+
+TARGET_EVENTS_S, TARGET_RATIO = 150_000, 0.5  # the issue's targets for the pipeline
+
+
+def verdict(results: list[dict]) -> str:
+    """Each pipeline row against the targets, in words (the figures are the table's)."""
+    passthrough = next((r for r in results if r["label"] == "passthrough"), None)
+    lines = []
+    for r in results:
+        if r is passthrough or r["rc"] or not r["rate"] == r["rate"]:
+            continue
+        ratio = r["rate"] / passthrough["rate"] if passthrough and passthrough["rate"] > 0 else float("nan")
+        met = r["rate"] >= TARGET_EVENTS_S and ratio >= TARGET_RATIO
+        lines.append(f"* {r['label']}: {r['rate']:,.0f} events/s = {r['rate'] / TARGET_EVENTS_S:.2f} of the "
+                     f"{TARGET_EVENTS_S:,} target, {ratio:.2f} x passthrough (target {TARGET_RATIO}): "
+                     + ("met." if met else f"missed by {TARGET_EVENTS_S / r['rate']:.0f}x in rate."))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
