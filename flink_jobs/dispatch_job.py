@@ -24,7 +24,7 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
 from flink_jobs.config import JobConfig, load_config
-from flink_jobs.operators import (
+from flink_jobs.elements import (
     BATCH,
     COUNT,
     DEAD_LETTER_TAG,
@@ -35,8 +35,10 @@ from flink_jobs.operators import (
     TOPIC_CODES,
     JobRouter,
     ParseAndValidate,
-    TickOperator,
+    batch_element,
+    single_element,
 )
+from flink_jobs.operators import TickOperator
 from flink_jobs.runtime import (
     create_environments,
     kafka_sink_options,
@@ -153,16 +155,6 @@ FROM TABLE(TUMBLE(TABLE site_records_on_time_{code}, DESCRIPTOR(event_time), {si
 GROUP BY window_start, window_end, window_time, shard"""
 
 
-def epoch_ms(value) -> int:
-    """A TIMESTAMP_LTZ from the Table API -> epoch ms: a java.time.Instant in thread mode, a
-    pyflink Instant or a datetime in process mode."""
-    if hasattr(value, "toEpochMilli"):
-        return int(value.toEpochMilli())
-    if hasattr(value, "to_epoch_milli"):
-        return value.to_epoch_milli()
-    return round(value.timestamp() * 1000)
-
-
 def tick_inputs(t_env: StreamTableEnvironment, cfg: JobConfig,
                 site_shard: dict[str, int] | None) -> tuple[DataStream, DataStream, DataStream]:
     """Site batches, single site records and raw job rows, as DataStreams of TickOperator elements
@@ -173,11 +165,10 @@ def tick_inputs(t_env: StreamTableEnvironment, cfg: JobConfig,
         t_env.create_temporary_view(f"site_records_on_time_{code}", t_env.sql_query(
             f"SELECT * FROM site_records_{code} WHERE NOT single"))
         batches.append(t_env.to_data_stream(t_env.sql_query(site_batches_sql(cfg, code))).map(
-            lambda r: (BATCH, r[0], epoch_ms(r[1]), r[2])).name(f"site-batches-{code}"))
+            batch_element).name(f"site-batches-{code}"))
     singles = t_env.to_data_stream(t_env.sql_query(" UNION ALL ".join(
         f"SELECT shard, topic, k, v, kafka_partition, kafka_offset FROM site_records_{code} WHERE single"
-        for code in SITE_TOPIC_CODE.values()))).map(
-        lambda r: (SINGLE, r[0], r[1], r[2], r[3], r[4], r[5])).name("site-singles")
+        for code in SITE_TOPIC_CODE.values()))).map(single_element).name("site-singles")
     jobs = t_env.to_data_stream(t_env.sql_query(
         f"SELECT '{topics.JOBS}' AS topic, k, v, kafka_partition, kafka_offset FROM `src_{topics.JOBS}`"))
     return batches[0].union(*batches[1:]), singles, jobs
