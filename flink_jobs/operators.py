@@ -97,7 +97,7 @@ class TickOperator(KeyedProcessFunction):
             MapStateDescriptor("job-inbox", Types.LONG(), Types.PICKLED_BYTE_ARRAY()))
         group = runtime_context.get_metrics_group().add_group("geodispatch")
         group.gauge("pending_jobs", lambda: self.pending_gauge_value)
-        group.gauge("solve_ms", lambda: self.solve_ms_value)  # the last tick's
+        group.gauge("solve_ms", lambda: int(round(self.solve_ms_value)))  # the last tick's; a gauge must be an int
         self.decisions_counter = group.counter("decisions")
         self.dead_letters = group.counter("dead_letters")
         self.parsed = group.counter("records_parsed")
