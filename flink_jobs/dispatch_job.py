@@ -3,16 +3,13 @@
 
     prices, weather, site-status, jobs (Kafka, raw JSON + partition/offset metadata)
       -> event-time watermarks       (in SQL on the JVM, per partition: bounded out-of-orderness, idleness)
-      -> site records: one row per tick (SQL window on the JVM, records joined into one string);
-                       records behind the watermark (or odd ones) on their own
-      -> job records:  ParseAndValidate (bad records -> dead-letter, with topic/partition/offset/reason)
-                       [JobRouter keyed by job_id with --dispatch-shards N: each job's events go to the
-                       shard that decides it]
-      -> TickOperator  one key, or one key per region shard (udfs.tick_engine: parse and validate
-                       site records, offers in force, weather, status, late/duplicate counted, pending
-                       jobs, committed slots, PuLP dispatch per tick)
-      -> site-costs (one packed row per tick, split in SQL), dispatch, pipeline-metrics, dead-letter
-                       (Kafka, exactly-once)
+      -> ParseAndValidate            (bad records -> dead-letter, with topic/partition/offset/reason;
+                                      site events on, job events and counters beside its main output)
+      -> SiteTicks   keyed by site   (offers in force, latest weather, status; late/duplicate counted)
+      -> DispatchTicks  one key      (pending jobs, committed slots, PuLP dispatch per tick)
+                        or one key per region shard (--dispatch-shards N; JobRouter keyed by
+                        job_id sends each job's events to the shard that decides it)
+      -> site-costs, dispatch, pipeline-metrics, dead-letter (Kafka, exactly-once)
 
     python -m flink_jobs.dispatch_job --help
 """
@@ -24,21 +21,17 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
 from flink_jobs.config import JobConfig, load_config
-from flink_jobs.elements import (
-    BATCH,
+from flink_jobs.operators import (
     COUNT,
     DEAD_LETTER_TAG,
     EVENT,
     OUT_TYPE,
-    SINGLE,
-    SITE_COSTS_PACKED,
-    TOPIC_CODES,
+    TO_DISPATCH_TAG,
+    DispatchTicks,
     JobRouter,
     ParseAndValidate,
-    batch_element,
-    single_element,
+    SiteTicks,
 )
-from flink_jobs.operators import TickOperator
 from flink_jobs.runtime import (
     create_environments,
     kafka_sink_options,
@@ -107,116 +100,76 @@ CREATE TEMPORARY TABLE `sink_{topic}` (
 )""")
 
 
-SITE_TOPIC_CODE = {code_topic: code for code, code_topic in TOPIC_CODES.items()}
-SQL_RS, SQL_US = "U&'\\001E'", "U&'\\001F'"  # operators.RS and operators.US as SQL literals
-
-
-def sql_text(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def shard_sql(site_shard: dict[str, int] | None) -> str:
-    """The dispatch shard of a site record, on the JVM (unknown sites: shard 0, which dead-letters them)."""
-    if not site_shard:
-        return "0"
-    cases = " ".join(f"WHEN {sql_text(site)} THEN {shard}" for site, shard in sorted(site_shard.items()))
-    return f"CASE JSON_VALUE(`v`, '$.site_id') {cases} ELSE 0 END"
-
-
-def declare_site_records(t_env: StreamTableEnvironment, site_shard: dict[str, int] | None) -> None:
-    """`site_records_<topic>`: every prices, weather and site-status record with its shard and
-    whether it goes to Python on its own (`single`): behind its source's watermark, or holding a
-    batch separator, or without key or value."""
-    def odd(column: str) -> str:
-        return f"`{column}` IS NULL OR POSITION({SQL_RS} IN `{column}`) > 0 OR POSITION({SQL_US} IN `{column}`) > 0"
-
-    for topic, code in SITE_TOPIC_CODE.items():
-        t_env.create_temporary_view(f"site_records_{code}", t_env.sql_query(f"""
-SELECT '{code}' AS code, '{topic}' AS topic, k, v, kafka_partition, kafka_offset,
-  event_time, {shard_sql(site_shard)} AS shard,
-  (CURRENT_WATERMARK(event_time) IS NOT NULL AND event_time <= CURRENT_WATERMARK(event_time))
-    OR {odd('k')} OR {odd('v')} AS single
-FROM `src_{topic}`"""))
-
-
-def site_batches_sql(cfg: JobConfig, code: str) -> str:
-    """One row per tick (and shard) with one topic's on-time site records joined in one string.
-
-    One window per topic, not one over all three: a window drops records behind its own
-    watermark, and only a window fed by the record's own source has a watermark no further than
-    the one `single` was decided on (a window over all sources follows the others while one is
-    idle). The window is shifted by 1 ms so a record at exactly a tick belongs to that tick
-    (udfs.site_tracker.tick_at_or_after); its window_time (end - 1 ms) is the tick."""
-    size = watermark_interval(cfg.tick_minutes * 60)
-    record = (f"CONCAT(code, CAST(kafka_partition AS STRING), ',', CAST(kafka_offset AS STRING), {SQL_US}, k, "
-              f"{SQL_US}, v)")
-    return f"""SELECT shard, window_time AS tick, LISTAGG({record}, {SQL_RS}) AS site_batch
-FROM TABLE(TUMBLE(TABLE site_records_on_time_{code}, DESCRIPTOR(event_time), {size}, INTERVAL '0.001' SECOND))
-GROUP BY window_start, window_end, window_time, shard"""
-
-
-def tick_inputs(t_env: StreamTableEnvironment, cfg: JobConfig,
-                site_shard: dict[str, int] | None) -> tuple[DataStream, DataStream, DataStream]:
-    """Site batches, single site records and raw job rows, as DataStreams of TickOperator elements
-    (job rows still to be parsed)."""
-    declare_site_records(t_env, site_shard)
-    batches = []
-    for code in SITE_TOPIC_CODE.values():
-        t_env.create_temporary_view(f"site_records_on_time_{code}", t_env.sql_query(
-            f"SELECT * FROM site_records_{code} WHERE NOT single"))
-        batches.append(t_env.to_data_stream(t_env.sql_query(site_batches_sql(cfg, code))).map(
-            batch_element).name(f"site-batches-{code}"))
-    singles = t_env.to_data_stream(t_env.sql_query(" UNION ALL ".join(
-        f"SELECT shard, topic, k, v, kafka_partition, kafka_offset FROM site_records_{code} WHERE single"
-        for code in SITE_TOPIC_CODE.values()))).map(single_element).name("site-singles")
-    jobs = t_env.to_data_stream(t_env.sql_query(
-        f"SELECT '{topics.JOBS}' AS topic, k, v, kafka_partition, kafka_offset FROM `src_{topics.JOBS}`"))
-    return batches[0].union(*batches[1:]), singles, jobs
-
-
-def build_pipeline(t_env: StreamTableEnvironment, cfg: JobConfig) -> DataStream:
-    """Kafka input tables -> one stream of (topic, key, value) output rows, dead letters included."""
-    tick_ms = cfg.tick_minutes * 60_000
-    sharded = cfg.dispatch_shards > 1
-    site_shard = assign_shards(load_catalogue(cfg.sites_file), cfg.dispatch_shards) if sharded else {}
-    batches, singles, raw_jobs = tick_inputs(t_env, cfg, site_shard)
-    parsed_jobs = raw_jobs.process(ParseAndValidate(cfg.sites_file)).name("parse-jobs").uid("parse-jobs")
-    dead_from_parse = parsed_jobs.get_side_output(DEAD_LETTER_TAG)
-    if not sharded:
-        keys = ["dispatch"]
-        job_elements = parsed_jobs
-    else:
-        keys = shard_keys(cfg.dispatch_shards)
-        routed = (parsed_jobs.filter(lambda e: e[0] == EVENT).name("job-events")
-                  .key_by(lambda e: e[2], key_type=Types.STRING())
-                  .process(JobRouter(site_shard, cfg.dispatch_shards))
-                  .name("job-router")
-                  .uid("job-router"))
-        job_elements = routed.union(parsed_jobs.filter(lambda e: e[0] == COUNT).name("counts"))
-
-    def tick_key(e) -> str:
-        if e[0] in (BATCH, SINGLE):
-            return keys[e[1]]
-        if e[0] == EVENT and sharded:
-            return keys[e[6]]  # stamped by JobRouter
-        return keys[0]  # counters are counted once, in shard 0's pipeline-metrics
-
-    ticks = (
-        batches.union(singles, job_elements)
-        .key_by(tick_key, key_type=Types.STRING())
-        .process(TickOperator(cfg.sites_file, tick_ms, cfg.solver_time_limit_s, keys if sharded else None,
-                              site_shard), output_type=OUT_TYPE)
-        .name("dispatch")
-        .uid("dispatch")
+def raw_input_stream(t_env: StreamTableEnvironment) -> DataStream:
+    union = " UNION ALL ".join(
+        f"SELECT '{t}' AS topic, k, v, kafka_partition, kafka_offset, event_time FROM `src_{t}`"
+        for t in topics.INPUT_TOPICS
     )
-    if sharded:  # one subtask per shard
-        ticks = ticks.set_parallelism(cfg.dispatch_shards).set_max_parallelism(MAX_PARALLELISM)
+    return t_env.to_data_stream(t_env.sql_query(union))
+
+
+def build_pipeline(raw: DataStream, cfg: JobConfig) -> DataStream:
+    """Raw input rows -> one stream of (topic, key, value) output rows, dead letters included."""
+    tick_ms = cfg.tick_minutes * 60_000
+    parsed = raw.process(ParseAndValidate(cfg.sites_file)).name("parse-validate").uid("parse-validate")
+    dead_from_parse = parsed.get_side_output(DEAD_LETTER_TAG)
+    # timestamps and watermarks come from the sources (see declare_sources)
+    site_events = parsed
+    to_dispatch = parsed.get_side_output(TO_DISPATCH_TAG)  # job events and counters
+    site_ticks = (
+        site_events.key_by(lambda e: e[2], key_type=Types.STRING())
+        .process(SiteTicks(cfg.sites_file, tick_ms))
+        .name("site-ticks")
+        .uid("site-ticks")
+    )
+    if cfg.dispatch_shards == 1:
+        outputs = (
+            site_ticks.union(to_dispatch)
+            .key_by(lambda e: "dispatch", key_type=Types.STRING())
+            .process(DispatchTicks(cfg.sites_file, tick_ms, cfg.solver_time_limit_s), output_type=OUT_TYPE)
+            .name("dispatch")
+            .uid("dispatch")
+            .set_parallelism(1)  # one global optimisation per tick
+        )
     else:
-        ticks = ticks.set_parallelism(1)  # one global optimisation per tick
-    return ticks.union(dead_from_parse)
+        outputs = sharded_dispatch(to_dispatch, site_ticks, cfg, tick_ms)
+    return outputs.union(dead_from_parse)
 
 
 MAX_PARALLELISM = 128  # of the dispatch operator: fixed, so the shard keys' subtasks are known
+
+
+def sharded_dispatch(to_dispatch: DataStream, site_ticks: DataStream, cfg: JobConfig, tick_ms: int) -> DataStream:
+    """One dispatch key per region shard, each on its own subtask (udfs/sharding.py)."""
+    shards = cfg.dispatch_shards
+    site_shard = assign_shards(load_catalogue(cfg.sites_file), shards)
+    keys = shard_keys(shards)
+    routed_jobs = (
+        to_dispatch.filter(lambda e: e[0] == EVENT).name("job-events")
+        .key_by(lambda e: e[2], key_type=Types.STRING())
+        .process(JobRouter(site_shard, shards))
+        .name("job-router")
+        .uid("job-router")
+    )
+    counts = to_dispatch.filter(lambda e: e[0] == COUNT).name("counts")
+
+    def shard_key(e) -> str:
+        if e[0] == EVENT:
+            return keys[e[6]]  # stamped by JobRouter
+        if e[0] == COUNT:
+            return keys[0]  # counted once, in shard 0's pipeline-metrics
+        return keys[site_shard[e[2]["site_id"]]]
+
+    return (
+        site_ticks.union(routed_jobs, counts)
+        .key_by(shard_key, key_type=Types.STRING())
+        .process(DispatchTicks(cfg.sites_file, tick_ms, cfg.solver_time_limit_s, keys, site_shard),
+                 output_type=OUT_TYPE)
+        .name("dispatch")
+        .uid("dispatch")
+        .set_parallelism(shards)
+        .set_max_parallelism(MAX_PARALLELISM)
+    )
 
 
 def shard_keys(shards: int) -> list[str]:
@@ -240,19 +193,12 @@ def shard_keys(shards: int) -> list[str]:
 
 
 def attach_sinks(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, outputs: DataStream) -> None:
-    """Each output topic gets its rows through SQL on the JVM (no Python operator per sink); a
-    tick's packed site-costs are split into one Kafka record per site there."""
+    """Each output topic gets its rows through a SQL filter on the JVM (no Python operator per sink)."""
     t_env.create_temporary_view("job_outputs", t_env.from_data_stream(outputs))
     statements = t_env.create_statement_set()
-    statements.add_insert_sql(
-        f"INSERT INTO `sink_{topics.SITE_COSTS}` SELECT SPLIT_INDEX(e.x, {SQL_US}, 0) AS `k`, "
-        f"SUBSTRING(e.x FROM POSITION({SQL_US} IN e.x) + 1) AS `v` "
-        f"FROM job_outputs CROSS JOIN UNNEST(SPLIT(job_outputs.`value`, {SQL_RS})) AS e(x) "
-        f"WHERE job_outputs.`topic` = '{SITE_COSTS_PACKED}'")
     for topic in topics.OUTPUT_TOPICS:
-        if topic != topics.SITE_COSTS:
-            statements.add_insert_sql(f"INSERT INTO `sink_{topic}` SELECT `key` AS `k`, `value` AS `v` "
-                                      f"FROM job_outputs WHERE `topic` = '{topic}'")
+        statements.add_insert_sql(f"INSERT INTO `sink_{topic}` SELECT `key` AS `k`, `value` AS `v` "
+                                  f"FROM job_outputs WHERE `topic` = '{topic}'")
     statements.attach_as_datastream()
 
 
@@ -269,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     env, t_env = create_environments(cfg)
     declare_sources(t_env, cfg)
     declare_sinks(t_env, cfg)
-    attach_sinks(env, t_env, build_pipeline(t_env, cfg))
+    attach_sinks(env, t_env, build_pipeline(raw_input_stream(t_env), cfg))
     print(f"dispatch job: {len(catalogue)} sites, tick {cfg.tick_minutes} min, inputs "
           f"{', '.join(cfg.topic(t) for t in topics.INPUT_TOPICS)} on {cfg.bootstrap}", flush=True)
     if cfg.detached:

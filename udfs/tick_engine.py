@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import Container, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +66,7 @@ class _Pending:
     parsed: ParsedRecord = field(compare=False)
     fingerprint: str = field(compare=False)
     raw: RawRecord = field(compare=False)
+    tag: Any = field(default=None, compare=False)  # the caller's: where the record is logged
 
 
 class TickEngine:
@@ -95,7 +96,8 @@ class TickEngine:
     def count(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
 
-    def add_site_records(self, rows: Iterable[RawRecord], watermark_ms: int | None = None) -> list[DeadRecord]:
+    def add_site_records(self, rows: Iterable[RawRecord], watermark_ms: int | None = None,
+                         tag: Any = None) -> list[DeadRecord]:
         """Parse, validate, de-duplicate and queue site records. ``watermark_ms`` None: the records
         are on time (a tick batch); else each is classified against it. Returns the dead letters."""
         dead = []
@@ -109,7 +111,7 @@ class TickEngine:
                 dead.append(DeadRecord(row[0], row[3], row[4], row[1], row[2],
                                        "site_id: not decided by this dispatch shard"))
                 continue
-            outcome = self._queue(parsed, row, watermark_ms)
+            outcome = self._queue(parsed, row, watermark_ms, tag)
             if outcome == DUPLICATE:
                 self.count("duplicates")
             elif outcome == LATE:
@@ -117,7 +119,7 @@ class TickEngine:
         self.count("dead_letters", len(dead))
         return dead
 
-    def _queue(self, parsed: ParsedRecord, row: RawRecord, watermark_ms: int | None) -> str:
+    def _queue(self, parsed: ParsedRecord, row: RawRecord, watermark_ms: int | None, tag: Any = None) -> str:
         tracker = self.trackers.get(parsed.key)
         if tracker is None:
             tracker = self.trackers[parsed.key] = SiteTracker(parsed.key, self.catalogue[parsed.key].offer_interval_ms)
@@ -129,7 +131,7 @@ class TickEngine:
             tick = tick_at_or_after(parsed.event_ms, self.tick_len_ms)
             self._seq += 1
             self._pending_fps.add(fp)
-            heapq.heappush(self.pending[parsed.key], _Pending(tick, self._seq, parsed, fp, row))
+            heapq.heappush(self.pending[parsed.key], _Pending(tick, self._seq, parsed, fp, row, tag))
             if self.last_tick is None or tick > self.last_tick:
                 if tick not in self.site_ticks:
                     heapq.heappush(self._due, tick)
@@ -217,27 +219,26 @@ class TickEngine:
     def core_state(self) -> dict[str, Any]:
         return {"last_tick": self.last_tick, "chain": dict(self.chain), "counts": self.counts}
 
-    def waiting_rows(self, up_to_ms: int) -> list[RawRecord]:
-        """The raw records accepted but not applied yet whose tick is at or before ``up_to_ms``
-        (late offers waiting for their site's next tick): a new log must hold them."""
-        return [p.raw for waiting in self.pending.values() if waiting[0].tick_ms <= up_to_ms  # heaps
-                for p in waiting if p.tick_ms <= up_to_ms]
+    def waiting_rows(self, dropped: Callable[[Any], bool]) -> list[RawRecord]:
+        """The raw records accepted but not applied yet whose tag says their log entry is being
+        dropped (``dropped(tag)``): a new log must hold them."""
+        return [p.raw for waiting in self.pending.values() for p in waiting if dropped(p.tag)]
 
     def restore(self, core: dict[str, Any] | None, dispatcher: dict[str, Any] | None,
-                trackers: dict[str, SiteTracker] | None, log: Iterable[tuple[list[RawRecord], int | None]],
+                trackers: dict[str, SiteTracker] | None, log: Iterable[tuple[list[RawRecord], int | None, Any]],
                 inbox: dict[int, list] | None = None) -> None:
         self.trackers = dict(trackers or {})
         self.dispatcher.load_state(dispatcher)
         core = core or {}
         self.last_tick = core.get("last_tick")
-        for rows, watermark_ms in log:  # re-queue what arrived since the snapshot (parsing is pure)
+        for rows, watermark_ms, tag in log:  # re-queue what arrived since the snapshot (parsing is pure)
             for row in rows:
                 try:
                     parsed = parse_input(row[0], row[2], self.known_sites)
                 except RecordError:
                     continue
                 if parsed.key in self.catalogue:
-                    self._queue(parsed, row, watermark_ms)
+                    self._queue(parsed, row, watermark_ms, tag)
         self.chain = defaultdict(set, core.get("chain") or {})
         self.inbox = defaultdict(list, inbox or {})
         for tick in self.inbox:

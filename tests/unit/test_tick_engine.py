@@ -84,12 +84,12 @@ def run_engine(sites_file: str, seed: int | None = None, restore_at: int | None 
             rng.shuffle(rows)
         if rows:
             dead += engine.add_site_records(rows)
-            log.append((rows, None))
+            log.append((rows, None, None))
         for parsed, meta in jobs.get(tick, []):
             engine.add_job_event(parsed, meta, watermark_ms=tick - TICK)
         if restore_at is not None and tick == restore_at - 20 * TICK:  # a snapshot, then a log from here
             snapshot = pickle.loads(pickle.dumps(engine.trackers))
-            log = [(engine.waiting_rows(up_to_ms=tick), None)]
+            log = [(engine.waiting_rows(dropped=lambda tag: True), None, None)]
         for result in engine.advance(tick):
             out[topics.SITE_COSTS] += result.output.site_costs
             out[topics.DISPATCH] += result.output.decisions
