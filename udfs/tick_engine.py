@@ -1,6 +1,11 @@
 """Everything one dispatch key decides per tick, in plain Python: its sites' trackers and its
 dispatcher, driven by event time.
 
+Not wired into the job yet: an attempt to feed it per-tick batches from SQL windows lost ticks
+after pauses and restarts (docs/RELIABILITY.md, problem 9) and was reverted; the job runs
+SiteTicks + DispatchTicks. This engine is tested against tests/reference.py
+(tests/unit/test_tick_engine.py) so a second attempt can start from it.
+
 The Flink job feeds one :class:`TickEngine` per dispatch key (one key, or one per region shard):
 
 * site records (prices, weather, site-status), batched per tick on the JVM. The job's SQL sends
