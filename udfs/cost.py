@@ -54,6 +54,20 @@ def cost_per_compute_hour(
     return price / 1000.0 * kw * pv + fixed
 
 
+def unavailable_reason(online: bool, has_offer: bool, has_weather: bool, slots: int, derating: float) -> str:
+    """Why a site has no free slot ("" when it has some): the first of offline, no offer, no
+    weather, full or thermally derated to nothing."""
+    if not online:
+        return "offline"
+    if not has_offer:
+        return "no-offer"
+    if not has_weather:
+        return "no-weather"
+    if slots == 0:
+        return "full" if derating > 0 else "derated"
+    return ""
+
+
 def thermal_derating(temp_c: float, limits: ThermalLimits = DEFAULT_THERMAL) -> float:
     """Fraction of the capacity usable at outdoor temperature ``temp_c`` (in [floor, 1])."""
     t = _finite("temp_c", temp_c)
@@ -143,16 +157,7 @@ def site_cost(
     slots = available_slots(
         cap, derating, committed_slots, online=online, has_offer=has_offer and has_weather
     )
-    if not online:
-        reason = "offline"
-    elif not has_offer:
-        reason = "no-offer"
-    elif not has_weather:
-        reason = "no-weather"
-    elif slots == 0:
-        reason = "full" if derating > 0 else "derated"
-    else:
-        reason = ""
+    reason = unavailable_reason(online, has_offer, has_weather, slots, derating)
     ckw = (
         cooling_kw(committed_slots * site.it_kw_per_slot, p, site.cooling.fixed_overhead)
         if p
@@ -255,16 +260,7 @@ class SiteCostMemo:
         else:
             # The epsilon keeps 0.7 * 400 = 279.99999... from losing a slot to float rounding.
             slots = max(0, math.floor(derating * cap + 1e-9) - committed_slots)
-        if not online:
-            reason = "offline"
-        elif not has_offer:
-            reason = "no-offer"
-        elif not has_weather:
-            reason = "no-weather"
-        elif slots == 0:
-            reason = "full" if derating > 0 else "derated"
-        else:
-            reason = ""
+        reason = unavailable_reason(online, has_offer, has_weather, slots, derating)
         ckw = None
         if p:
             it_kw = float(committed_slots * self._kw_raw)
