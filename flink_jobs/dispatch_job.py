@@ -2,36 +2,36 @@
 -> Kafka outputs (exactly-once).
 
     prices, weather, site-status, jobs (Kafka, raw JSON + partition/offset metadata)
-      -> event-time watermarks       (in SQL on the JVM, per partition: bounded out-of-orderness, idleness)
-      -> ParseAndValidate            (bad records -> dead-letter, with topic/partition/offset/reason;
-                                      site events on, job events and counters beside its main output)
-      -> SiteTicks   keyed by site   (offers in force, latest weather, status; late/duplicate counted)
-      -> DispatchTicks  one key      (pending jobs, committed slots, PuLP dispatch per tick)
-                        or one key per region shard (--dispatch-shards N; JobRouter keyed by
-                        job_id sends each job's events to the shard that decides it)
-      -> site-costs, dispatch, pipeline-metrics, dead-letter (Kafka, exactly-once)
+      -> event-time watermarks  (in SQL on the JVM, per partition: bounded out-of-orderness, idleness)
+      -> dispatch key           (on the JVM: one key, or with --dispatch-shards N the site's region
+                                 shard; job records through JobRouter, keyed by job_id, which sends
+                                 each job's records to the shard that decides it)
+      -> TickOperator           (udfs.tick_engine: parse and validate, bad records -> dead-letter
+                                 with topic/partition/offset/reason; offers in force, weather, status,
+                                 late/duplicate counted; pending jobs, committed slots, PuLP dispatch
+                                 per tick)
+      -> site-costs (one packed row per tick, split in SQL), dispatch, pipeline-metrics, dead-letter
+                                (Kafka, exactly-once)
 
     python -m flink_jobs.dispatch_job --help
 """
 
 from __future__ import annotations
 
-from pyflink.common.typeinfo import Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
+from pyflink.datastream.data_stream import KeyedStream
 from pyflink.table import StreamTableEnvironment
 
 from flink_jobs.config import JobConfig, load_config
-from flink_jobs.operators import (
-    COUNT,
-    DEAD_LETTER_TAG,
-    EVENT,
+from flink_jobs.elements import (
+    KEYED_RAW_TYPE,
     OUT_TYPE,
-    TO_DISPATCH_TAG,
-    DispatchTicks,
+    RAW_TYPE,
+    SITE_COSTS_PACKED,
     JobRouter,
-    ParseAndValidate,
-    SiteTicks,
+    key_by_first_field,
 )
+from flink_jobs.operators import TickOperator
 from flink_jobs.runtime import (
     create_environments,
     kafka_sink_options,
@@ -100,76 +100,71 @@ CREATE TEMPORARY TABLE `sink_{topic}` (
 )""")
 
 
-def raw_input_stream(t_env: StreamTableEnvironment) -> DataStream:
-    union = " UNION ALL ".join(
-        f"SELECT '{t}' AS topic, k, v, kafka_partition, kafka_offset, event_time FROM `src_{t}`"
-        for t in topics.INPUT_TOPICS
-    )
-    return t_env.to_data_stream(t_env.sql_query(union))
+def sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
-def build_pipeline(raw: DataStream, cfg: JobConfig) -> DataStream:
-    """Raw input rows -> one stream of (topic, key, value) output rows, dead letters included."""
+SQL_RS, SQL_US = "U&'\\001E'", "U&'\\001F'"  # elements.RS and elements.US as SQL literals
+
+
+def raw_rows_sql(topic: str, key_sql: str) -> str:
+    """One input topic's records as (key, raw record): what the Python operators receive."""
+    return (f"SELECT {key_sql} AS `key`, ROW('{topic}', k, v, kafka_partition, kafka_offset) AS rec "
+            f"FROM `src_{topic}`")
+
+
+def keyed_raw_rows(t_env: StreamTableEnvironment, queries: list[str]) -> KeyedStream:
+    """Raw rows of the given queries, keyed on the JVM by their first column."""
+    table = t_env.sql_query(" UNION ALL ".join(queries))
+    return key_by_first_field(t_env.to_append_stream(table, KEYED_RAW_TYPE), RAW_TYPE)
+
+
+def shard_key_sql(site_shard: dict[str, int], keys: list[str]) -> str:
+    """A site record's dispatch key, on the JVM (an unknown site: shard 0's, which dead-letters it)."""
+    cases = " ".join(f"WHEN {sql_text(site)} THEN {sql_text(keys[shard])}"
+                     for site, shard in sorted(site_shard.items()))
+    return f"CASE JSON_VALUE(`v`, '$.site_id') {cases} ELSE {sql_text(keys[0])} END"
+
+
+def build_pipeline(t_env: StreamTableEnvironment, cfg: JobConfig) -> DataStream:
+    """Kafka input tables -> one stream of (topic, key, value) output rows, dead letters included.
+
+    Every record reaches Python exactly once, in the dispatch operator (TickOperator), keyed on
+    the JVM: with one dispatch key everything goes to it; with region shards site records go to
+    their site's shard (CASE in SQL) and job records through JobRouter, keyed by job_id, which
+    sends each job's records to the shard that decides it."""
     tick_ms = cfg.tick_minutes * 60_000
-    parsed = raw.process(ParseAndValidate(cfg.sites_file)).name("parse-validate").uid("parse-validate")
-    dead_from_parse = parsed.get_side_output(DEAD_LETTER_TAG)
-    # timestamps and watermarks come from the sources (see declare_sources)
-    site_events = parsed
-    to_dispatch = parsed.get_side_output(TO_DISPATCH_TAG)  # job events and counters
-    site_ticks = (
-        site_events.key_by(lambda e: e[2], key_type=Types.STRING())
-        .process(SiteTicks(cfg.sites_file, tick_ms))
-        .name("site-ticks")
-        .uid("site-ticks")
-    )
+    site_topics = [t for t in topics.INPUT_TOPICS if t != topics.JOBS]
     if cfg.dispatch_shards == 1:
-        outputs = (
-            site_ticks.union(to_dispatch)
-            .key_by(lambda e: "dispatch", key_type=Types.STRING())
-            .process(DispatchTicks(cfg.sites_file, tick_ms, cfg.solver_time_limit_s), output_type=OUT_TYPE)
-            .name("dispatch")
-            .uid("dispatch")
-            .set_parallelism(1)  # one global optimisation per tick
-        )
+        keys, site_shard = ["dispatch"], {}
+        tick_inputs = keyed_raw_rows(t_env, [raw_rows_sql(t, "'dispatch'") for t in topics.INPUT_TOPICS])
     else:
-        outputs = sharded_dispatch(to_dispatch, site_ticks, cfg, tick_ms)
-    return outputs.union(dead_from_parse)
+        catalogue = load_catalogue(cfg.sites_file)
+        site_shard = assign_shards(catalogue, cfg.dispatch_shards)
+        keys = shard_keys(cfg.dispatch_shards)
+        routed_jobs = (
+            keyed_raw_rows(t_env, [raw_rows_sql(topics.JOBS, "COALESCE(JSON_VALUE(`v`, '$.job_id'), '')")])
+            .process(JobRouter(frozenset(catalogue.site_ids), site_shard, keys), output_type=KEYED_RAW_TYPE)
+            .name("job-router")
+            .uid("job-router")
+        )
+        site_rows = t_env.to_append_stream(
+            t_env.sql_query(" UNION ALL ".join(raw_rows_sql(t, shard_key_sql(site_shard, keys)) for t in site_topics)),
+            KEYED_RAW_TYPE)
+        tick_inputs = key_by_first_field(site_rows.union(routed_jobs), RAW_TYPE)
+    outputs = (
+        tick_inputs
+        .process(TickOperator(cfg.sites_file, tick_ms, cfg.solver_time_limit_s,
+                              keys if site_shard else None, site_shard), output_type=OUT_TYPE)
+        .name("dispatch")
+        .uid("dispatch")
+    )
+    if site_shard:  # one subtask per shard
+        return outputs.set_parallelism(cfg.dispatch_shards).set_max_parallelism(MAX_PARALLELISM)
+    return outputs.set_parallelism(1)  # one global optimisation per tick
 
 
 MAX_PARALLELISM = 128  # of the dispatch operator: fixed, so the shard keys' subtasks are known
-
-
-def sharded_dispatch(to_dispatch: DataStream, site_ticks: DataStream, cfg: JobConfig, tick_ms: int) -> DataStream:
-    """One dispatch key per region shard, each on its own subtask (udfs/sharding.py)."""
-    shards = cfg.dispatch_shards
-    site_shard = assign_shards(load_catalogue(cfg.sites_file), shards)
-    keys = shard_keys(shards)
-    routed_jobs = (
-        to_dispatch.filter(lambda e: e[0] == EVENT).name("job-events")
-        .key_by(lambda e: e[2], key_type=Types.STRING())
-        .process(JobRouter(site_shard, shards))
-        .name("job-router")
-        .uid("job-router")
-    )
-    counts = to_dispatch.filter(lambda e: e[0] == COUNT).name("counts")
-
-    def shard_key(e) -> str:
-        if e[0] == EVENT:
-            return keys[e[6]]  # stamped by JobRouter
-        if e[0] == COUNT:
-            return keys[0]  # counted once, in shard 0's pipeline-metrics
-        return keys[site_shard[e[2]["site_id"]]]
-
-    return (
-        site_ticks.union(routed_jobs, counts)
-        .key_by(shard_key, key_type=Types.STRING())
-        .process(DispatchTicks(cfg.sites_file, tick_ms, cfg.solver_time_limit_s, keys, site_shard),
-                 output_type=OUT_TYPE)
-        .name("dispatch")
-        .uid("dispatch")
-        .set_parallelism(shards)
-        .set_max_parallelism(MAX_PARALLELISM)
-    )
 
 
 def shard_keys(shards: int) -> list[str]:
@@ -193,12 +188,19 @@ def shard_keys(shards: int) -> list[str]:
 
 
 def attach_sinks(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, outputs: DataStream) -> None:
-    """Each output topic gets its rows through a SQL filter on the JVM (no Python operator per sink)."""
+    """Each output topic gets its rows through SQL on the JVM (no Python operator per sink); a
+    tick's packed site-costs are split into one Kafka record per site there."""
     t_env.create_temporary_view("job_outputs", t_env.from_data_stream(outputs))
     statements = t_env.create_statement_set()
+    statements.add_insert_sql(
+        f"INSERT INTO `sink_{topics.SITE_COSTS}` SELECT SPLIT_INDEX(e.x, {SQL_US}, 0) AS `k`, "
+        f"SUBSTRING(e.x FROM POSITION({SQL_US} IN e.x) + 1) AS `v` "
+        f"FROM job_outputs CROSS JOIN UNNEST(SPLIT(job_outputs.`value`, {SQL_RS})) AS e(x) "
+        f"WHERE job_outputs.`topic` = '{SITE_COSTS_PACKED}'")
     for topic in topics.OUTPUT_TOPICS:
-        statements.add_insert_sql(f"INSERT INTO `sink_{topic}` SELECT `key` AS `k`, `value` AS `v` "
-                                  f"FROM job_outputs WHERE `topic` = '{topic}'")
+        if topic != topics.SITE_COSTS:
+            statements.add_insert_sql(f"INSERT INTO `sink_{topic}` SELECT `key` AS `k`, `value` AS `v` "
+                                      f"FROM job_outputs WHERE `topic` = '{topic}'")
     statements.attach_as_datastream()
 
 
@@ -215,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     env, t_env = create_environments(cfg)
     declare_sources(t_env, cfg)
     declare_sinks(t_env, cfg)
-    attach_sinks(env, t_env, build_pipeline(raw_input_stream(t_env), cfg))
+    attach_sinks(env, t_env, build_pipeline(t_env, cfg))
     print(f"dispatch job: {len(catalogue)} sites, tick {cfg.tick_minutes} min, inputs "
           f"{', '.join(cfg.topic(t) for t in topics.INPUT_TOPICS)} on {cfg.bootstrap}", flush=True)
     if cfg.detached:

@@ -1,255 +1,62 @@
-"""The Flink functions of the dispatch job: state, timers and metrics around udfs/.
+"""The dispatch operator: state, timers and metrics around udfs.tick_engine.TickEngine (parsing,
+site trackers, pending jobs, dispatcher), which makes every decision; nothing here computes a cost
+or a plan.
 
-Each function keeps its domain object (udfs.site_tracker.SiteTracker, udfs.dispatcher.Dispatcher)
-in keyed state and delegates every decision to it; nothing here computes a cost or a plan.
+This module imports PuLP and HiGHS (through udfs.tick_engine); keep every other operator in
+flink_jobs/elements.py, which does not (see there why).
 """
 
 from __future__ import annotations
 
-import bisect
-import json
-import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from pyflink.common import Row
 from pyflink.common.typeinfo import Types
-from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
+from flink_jobs.elements import RS, SITE_COSTS_PACKED, US, _json, dead_letter_row, subtask_index
 from udfs import topics
 from udfs.catalogue import load_catalogue
 from udfs.dispatch import DispatchConfig
-from udfs.dispatcher import Dispatcher
-from udfs.records import ParsedRecord, RecordError, dead_letter, parse_input
-from udfs.sharding import JobRoute, shard_catalogue
-from udfs.site_tracker import ACCEPTED, DUPLICATE, LATE, SiteInputs, SiteTracker, fingerprint, tick_at_or_after
+from udfs.records import RecordError, parse_input
+from udfs.sharding import shard_catalogue
+from udfs.site_tracker import ACCEPTED
+from udfs.tick_engine import DeadRecord, TickEngine, TickResult
 from udfs.timeutil import format_ts
 
-# One output row type for everything the job writes: which topic, the message key, the JSON value.
-OUT_TYPE = Types.ROW_NAMED(["topic", "key", "value"], [Types.STRING(), Types.STRING(), Types.STRING()])
-DEAD_LETTER_TAG = OutputTag("dead-letter", OUT_TYPE)
-# Job events and counters leave ParseAndValidate on this side output, site events on its main
-# output: no filter operator per event (in thread mode each is one more Python call per record).
-TO_DISPATCH_TAG = OutputTag("to-dispatch")
-
-# Elements flowing between the operators (pickled tuples):
-#   ("event", topic, key, event_ms, record, meta)  a valid input record; meta = (partition, offset, raw)
-#   ("event", ..., meta, shard)                     a job event stamped by JobRouter (sharded dispatch)
-#   ("site", tick_ms, site_inputs_dict)             a site's inputs at one tick
-#   ("count", name, n)                              a counter for pipeline-metrics (late, duplicates, ...)
-EVENT, SITE, COUNT = "event", "site", "count"
-
-
-def _json(value: dict[str, Any]) -> str:
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
-
-
-def _now_iso() -> str:
-    return format_ts(int(time.time() * 1000))
-
-
-def subtask_index(runtime_context: RuntimeContext) -> int:
-    try:
-        return runtime_context.get_index_of_this_subtask()
-    except AttributeError:  # PyFlink 2.2 thread mode calls a method Flink 2.0 moved to TaskInfo
-        return runtime_context._runtime_context.getTaskInfo().getIndexOfThisSubtask()
-
-
-class ParseAndValidate(ProcessFunction):
-    """Raw Kafka rows -> validated site events (main output), job events and counters
-    (TO_DISPATCH_TAG); anything unusable -> the dead-letter side output."""
-
-    def __init__(self, sites_file: str):
-        self.sites_file = sites_file
-        self.known_sites: frozenset[str] = frozenset()
-
-    def open(self, runtime_context: RuntimeContext):
-        self.known_sites = frozenset(load_catalogue(self.sites_file).site_ids)
-        group = runtime_context.get_metrics_group().add_group("geodispatch")
-        self.dead_letters = group.counter("dead_letters")
-        self.parsed = group.counter("records_parsed")
-
-    def process_element(self, value: Row, ctx: ProcessFunction.Context):
-        topic, key, raw, partition, offset = value[0], value[1], value[2], value[3], value[4]
-        try:
-            parsed = parse_input(topic, raw, self.known_sites)
-        except RecordError as exc:
-            self.dead_letters.inc()
-            record = dead_letter(topic, partition, offset, key, raw, str(exc), _now_iso())
-            yield DEAD_LETTER_TAG, Row(topics.DEAD_LETTER, key, _json(record))
-            yield TO_DISPATCH_TAG, (COUNT, "dead_letters", 1)
-            return
-        self.parsed.inc()
-        if parsed.topic == topics.JOBS:
-            # jobs keep their raw text: a conflicting resubmission is dead-lettered later, by the dispatcher
-            yield TO_DISPATCH_TAG, (EVENT, parsed.topic, parsed.key, parsed.event_ms, parsed.record,
-                                    (partition, offset, raw))
-        else:
-            yield EVENT, parsed.topic, parsed.key, parsed.event_ms, parsed.record, (partition, offset, None)
-
-
-def to_parsed(element: tuple) -> ParsedRecord:
-    return ParsedRecord(element[1], element[2], element[3], element[4])
-
-
-class SiteTicks(KeyedProcessFunction):
-    """Keyed by site_id: keeps the site's offers/weather/status and emits its inputs at every tick.
-
-    Ticks: a site ticks at the first tick at or after each accepted event and keeps ticking while
-    an offer is in force (udfs.site_tracker.SiteTracker.keeps_ticking_after). Python timers can
-    fire out of order (a timer registered inside on_timer reaches the JVM after later ones have
-    fired), so a timer only says "event time reached T": each firing emits, in order, every tick
-    of the running chain up to T, and a timer at or before the last emitted tick does nothing.
-
-    Cost per event is independent of how much the site holds: an accepted event goes into a
-    state bucket of the tick it first matters to ("pending", keyed by that tick) and is applied
-    to the tracker when that tick is emitted. Re-pickling the whole tracker on every event made
-    a backlog quadratic: sources read partitions far ahead of the watermark, so a tracker could
-    hold months of offers. The tracker and the bucket ticks are also cached in memory: state is
-    only written by this instance, and a restore starts a new instance with an empty cache.
-    """
-
-    def __init__(self, sites_file: str, tick_len_ms: int):
-        self.sites_file = sites_file
-        self.tick_len_ms = tick_len_ms
-
-    def open(self, runtime_context: RuntimeContext):
-        self.catalogue = load_catalogue(self.sites_file)
-        # The tracker object itself is the state value: no per-record conversion.
-        self.tracker_state = runtime_context.get_state(ValueStateDescriptor("tracker", Types.PICKLED_BYTE_ARRAY()))
-        # tick -> accepted events first needed at that tick, as (topic, key, event_ms, record, fingerprint)
-        self.pending = runtime_context.get_map_state(
-            MapStateDescriptor("pending-by-tick", Types.LONG(), Types.PICKLED_BYTE_ARRAY()))
-        # (next chain tick or None, last emitted tick)
-        self.ticks = runtime_context.get_state(ValueStateDescriptor("ticks", Types.PICKLED_BYTE_ARRAY()))
-        self.cache: dict[str, tuple[SiteTracker, list[int]]] = {}  # site -> (tracker, sorted pending ticks)
-        group = runtime_context.get_metrics_group().add_group("geodispatch")
-        self.late = group.counter("late_events")
-        self.duplicates = group.counter("duplicates")
-        self.expired = group.counter("offers_expired")
-
-    def _cached(self, site_id: str) -> tuple[SiteTracker, list[int]]:
-        found = self.cache.get(site_id)
-        if found is None:
-            tracker = self.tracker_state.value() or SiteTracker(site_id, self.catalogue[site_id].offer_interval_ms)
-            found = self.cache[site_id] = (tracker, sorted(self.pending.keys()))
-        return found
-
-    def process_element(self, value, ctx: KeyedProcessFunction.Context):
-        if value[0] != EVENT:
-            yield value  # counters pass through to the dispatcher
-            return
-        parsed = to_parsed(value)
-        tracker, pending_ticks = self._cached(parsed.key)
-        fp = fingerprint(parsed)
-        outcome = tracker.classify(parsed, ctx.timer_service().current_watermark(), fp)
-        if outcome == ACCEPTED:
-            tick = tick_at_or_after(parsed.event_ms, self.tick_len_ms)
-            i = bisect.bisect_left(pending_ticks, tick)
-            if i < len(pending_ticks) and pending_ticks[i] == tick:
-                bucket = self.pending.get(tick)
-                # a duplicate has the same event time, so it can only be in the same bucket
-                outcome = DUPLICATE if any(e[4] == fp for e in bucket) else ACCEPTED
-            else:
-                pending_ticks.insert(i, tick)
-                bucket = []
-                ctx.timer_service().register_event_time_timer(tick)
-            if outcome == ACCEPTED:
-                bucket.append((parsed.topic, parsed.key, parsed.event_ms, parsed.record, fp))
-                self.pending.put(tick, bucket)
-        if outcome == DUPLICATE:
-            self.duplicates.inc()
-            yield COUNT, "duplicates", 1
-        elif outcome == LATE:
-            self.late.inc()
-            yield COUNT, "late_events", 1
-
-    def _apply_pending(self, tracker: SiteTracker, pending_ticks: list[int], up_to: int) -> None:
-        """Apply every pending event first needed at or before tick ``up_to``."""
-        while pending_ticks and pending_ticks[0] <= up_to:
-            tick = pending_ticks.pop(0)
-            for topic, key, event_ms, record, fp in self.pending.get(tick) or []:
-                tracker.apply(ParsedRecord(topic, key, event_ms, record), fp)
-            self.pending.remove(tick)
-
-    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        next_tick, last = self.ticks.value() or (None, None)
-        if last is not None and timestamp <= last:
-            return
-        tracker, pending_ticks = self._cached(ctx.get_current_key())
-        # the chain's ticks this (late) timer stands for, then the timer's own tick
-        tick = next_tick if next_tick is not None and next_tick < timestamp else timestamp
-        while True:
-            self._apply_pending(tracker, pending_ticks, tick)
-            inputs = tracker.inputs_at(tick)
-            if inputs.price_per_mwh is None:
-                self.expired.inc()
-            yield SITE, tick, inputs.to_dict()
-            tracker.prune(tick)
-            if tick == timestamp:
-                break
-            chained = tick + self.tick_len_ms if tracker.keeps_ticking_after(tick) else None
-            tick = chained if chained is not None and chained < timestamp else timestamp
-        next_tick = timestamp + self.tick_len_ms if tracker.keeps_ticking_after(timestamp) else None
-        if next_tick is not None:
-            ctx.timer_service().register_event_time_timer(next_tick)
-        self.ticks.update((next_tick, timestamp))
-        self.tracker_state.update(tracker)
-
-
-class JobRouter(KeyedProcessFunction):
-    """Keyed by job_id, only with sharded dispatch: stamps every job event with the shard that
-    decides the job (udfs.sharding.JobRoute), so a cancel reaches the shard of its submit."""
-
-    def __init__(self, site_shard: dict[str, int], shards: int):
-        self.site_shard = site_shard
-        self.shards = shards
-
-    def open(self, runtime_context: RuntimeContext):
-        self.route_state = runtime_context.get_state(ValueStateDescriptor("route", Types.PICKLED_BYTE_ARRAY()))
-
-    def process_element(self, value, ctx: KeyedProcessFunction.Context):
-        route = self.route_state.value() or JobRoute()
-        if value[4]["action"] == "submit":
-            ready = [value, *route.on_submit(value[4], self.site_shard, self.shards)]
-        elif route.on_cancel(value):
-            ready = [value]
-        else:
-            ready = []
-            ctx.timer_service().register_event_time_timer(value[3])
-        self.route_state.update(route)
-        for element in ready:
-            yield (*element[:6], route.shard)
-
-    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        route = self.route_state.value()
-        if route is None or not route.waiting:
-            return
-        shard, released = route.on_event_time_passed(ctx.get_current_key(), self.shards)
-        self.route_state.update(route)
-        for element in released:
-            yield (*element[:6], shard)
+SNAPSHOT_EVERY_TICKS = 64  # trackers are snapshotted this often; accepted site records in between are logged
 
 
 @dataclass
-class _DispatchKey:
-    """What DispatchTicks keeps in memory per key, mirroring its state (written through on every
-    change): no unpickling of the dispatcher per tick. Only this instance writes the key's state,
-    and a restore starts a new instance with an empty cache."""
-    dispatcher: Dispatcher
-    last_tick: int | None
-    counts: dict[str, int]
+class _KeyCache:
+    """What TickOperator keeps in memory per key, mirroring its state (written through): only this
+    instance writes the key's state, and a restore starts a new instance with an empty cache."""
+    engine: TickEngine
+    log_seq: int  # the next site-log entry's number
+    logged: set[int]  # the site-log entries in state
+    ticks_since_snapshot: int = 0
+    dispatcher_signature: tuple | None = None
     timers: set[int] = field(default_factory=set)  # ticks this instance registered a timer for
+    counts_written: dict = field(default_factory=dict)  # the counters as last written to the core state
+    inbox_ticks: set[int] = field(default_factory=set)  # ticks with job events in the job-inbox state
 
 
-class DispatchTicks(KeyedProcessFunction):
-    """One key (global dispatch): buffers job events and site inputs by tick, and at each tick calls
-    udfs.dispatcher.Dispatcher, emitting site-costs, dispatch and pipeline-metrics rows.
+class TickOperator(KeyedProcessFunction):
+    """One key (global dispatch) or one key per region shard: runs the key's udfs.tick_engine.
+    TickEngine and writes what each tick decides.
 
-    Ticks come from site inputs and job events (timers registered per element, which fire in
-    order) and from pending deadlines (registered inside on_timer, which may fire late: a firing
-    first catches up on every deadline tick before it)."""
+    Input is every raw input record of the key, as it arrives. A site record is classified against
+    this operator's watermark (late, duplicate, or queued for the first tick it matters to, as
+    tests/reference.py does); a job event joins its tick. A timer at each queued tick, and at the
+    engine's next due tick after a firing, wakes it; a firing runs every tick due by then (timers
+    registered inside on_timer can fire late in PyFlink, so a firing only says "event time
+    reached T").
+
+    State: the small core (last tick, ticking chain, counters), the dispatcher, the job inbox by
+    tick, a snapshot of the site trackers every SNAPSHOT_EVERY_TICKS ticks, and a log of the
+    site records accepted since then or still waiting for their tick. A restore replays the log
+    onto the snapshot (TickEngine.restore)."""
 
     def __init__(self, sites_file: str, tick_len_ms: int, solver_time_limit_s: float,
                  shard_keys: list[str] | None = None, site_shard: dict[str, int] | None = None):
@@ -260,127 +67,157 @@ class DispatchTicks(KeyedProcessFunction):
         self.shard_keys = shard_keys or []
         self.site_shard = site_shard or {}
         self.pending_gauge_value = 0
+        self.solve_ms_value = 0.0
 
     def open(self, runtime_context: RuntimeContext):
         self.catalogue = load_catalogue(self.sites_file)
-        self.cache: dict[str, _DispatchKey] = {}
+        self.known_sites = frozenset(self.catalogue.site_ids)
+        self.cache: dict[str, _KeyCache] = {}
         self.shard_of_key = {key: shard for shard, key in enumerate(self.shard_keys)}
         self.shard_catalogues = {key: shard_catalogue(self.catalogue, self.site_shard, shard)
                                  for key, shard in self.shard_of_key.items()}
         self.subtask = subtask_index(runtime_context)
         self.config = DispatchConfig(tick_len_ms=self.tick_len_ms, time_limit_s=self.solver_time_limit_s)
-        self.dispatcher_state = runtime_context.get_state(
-            ValueStateDescriptor("dispatcher", Types.PICKLED_BYTE_ARRAY()))
-        # tick -> job elements of that tick; "tick|site" -> one site's inputs at that tick. One
-        # entry per site (not a dict of all sites per tick, re-pickled on every site's arrival:
-        # that made a tick cost quadratic in the number of sites).
-        self.inbox = runtime_context.get_map_state(
+
+        def state(name: str):
+            return runtime_context.get_state(ValueStateDescriptor(name, Types.PICKLED_BYTE_ARRAY()))
+
+        self.core_state = state("engine-core")
+        self.dispatcher_state = state("dispatcher")
+        self.tracker_snapshot = state("tracker-snapshot")
+        # entry number -> (raw site record, the watermark it was classified against)
+        self.site_log = runtime_context.get_map_state(
+            MapStateDescriptor("site-log", Types.LONG(), Types.PICKLED_BYTE_ARRAY()))
+        self.job_inbox = runtime_context.get_map_state(
             MapStateDescriptor("job-inbox", Types.LONG(), Types.PICKLED_BYTE_ARRAY()))
-        self.site_inputs = runtime_context.get_map_state(
-            MapStateDescriptor("site-inputs-by-site", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
-        self.counts = runtime_context.get_state(ValueStateDescriptor("counts", Types.PICKLED_BYTE_ARRAY()))
-        self.last_tick = runtime_context.get_state(ValueStateDescriptor("last-tick", Types.PICKLED_BYTE_ARRAY()))
         group = runtime_context.get_metrics_group().add_group("geodispatch")
         group.gauge("pending_jobs", lambda: self.pending_gauge_value)
+        group.gauge("solve_ms", lambda: int(round(self.solve_ms_value)))  # the last tick's; a gauge must be an int
         self.decisions_counter = group.counter("decisions")
+        self.dead_letters = group.counter("dead_letters")
+        self.parsed = group.counter("records_parsed")
+        self.late = group.counter("late_events")
+        self.duplicates = group.counter("duplicates")
+        self.expired = group.counter("offers_expired")
         self.late_jobs = group.counter("late_jobs")
 
-    def _cached(self, key: str) -> _DispatchKey:
+    def _cached(self, key: str) -> _KeyCache:
         found = self.cache.get(key)
         if found is None:
-            dispatcher = Dispatcher(self.shard_catalogues.get(key, self.catalogue), self.config)
-            dispatcher.load_state(self.dispatcher_state.value())
-            found = self.cache[key] = _DispatchKey(dispatcher, self.last_tick.value(), self.counts.value() or {})
+            engine = TickEngine(self.shard_catalogues.get(key, self.catalogue), self.tick_len_ms, self.config,
+                                self.known_sites, site_cost_json=True)
+            entries = sorted(self.site_log.items())
+            engine.restore(self.core_state.value(), self.dispatcher_state.value(), self.tracker_snapshot.value(),
+                           [([row], watermark, seq) for seq, (row, watermark) in entries],
+                           dict(self.job_inbox.items()))
+            found = self.cache[key] = _KeyCache(engine, entries[-1][0] + 1 if entries else 0,
+                                                {seq for seq, _ in entries}, inbox_ticks=set(engine.inbox),
+                                                counts_written=dict(engine.counts))
         return found
 
-    def _count(self, cached: _DispatchKey, name: str, n: int = 1) -> None:
-        cached.counts[name] = cached.counts.get(name, 0) + n
-        self.counts.update(cached.counts)
+    def _timer_at(self, cached: _KeyCache, tick: int | None, timers) -> None:
+        if tick is not None and tick not in cached.timers:  # once per tick: a call into the JVM costs
+            cached.timers.add(tick)
+            timers.register_event_time_timer(tick)
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
-        kind = value[0]
+        row = (value[0], value[1], value[2], value[3], value[4])  # topic, key, raw, partition, offset
         timers = ctx.timer_service()
+        watermark = timers.current_watermark()
         cached = self._cached(ctx.get_current_key())
-        last = cached.last_tick
-        if kind == COUNT:
-            self._count(cached, value[1], value[2])
-        elif kind == SITE:
-            tick_ms, inputs = value[1], value[2]
-            if last is not None and tick_ms <= last:
-                self._count(cached, "late_site_inputs")  # cannot happen while watermarks follow records
-                return iter(())
-            self.site_inputs.put(f"{tick_ms}|{inputs['site_id']}", inputs)
-            if tick_ms not in cached.timers:  # every site of a tick asks for the same timer
-                cached.timers.add(tick_ms)
-                timers.register_event_time_timer(tick_ms)
+        engine = cached.engine
+        if row[0] == topics.JOBS:
+            dead = self._job_record(cached, row, watermark, timers)
         else:
-            tick = tick_at_or_after(value[3], self.tick_len_ms)
-            watermark = timers.current_watermark()
-            if tick <= watermark or (last is not None and tick <= last):
-                # A late job is not dropped: it joins the next tick (and is counted).
-                self.late_jobs.inc()
-                self._count(cached, "late_jobs")
-                tick = tick_at_or_after(max(watermark, last or watermark) + 1, self.tick_len_ms)
-            events = self.inbox.get(tick) or []
-            events.append(value)
-            self.inbox.put(tick, events)
-            timers.register_event_time_timer(tick)
-        return iter(())
+            seq = cached.log_seq
+            outcome = engine.add_site_record(row, watermark, tag=seq)
+            dead = outcome if isinstance(outcome, DeadRecord) else None
+            if outcome == ACCEPTED:  # only what a restore must replay is logged
+                self.site_log.put(seq, (row, watermark))
+                cached.logged.add(seq)
+                cached.log_seq += 1
+                for tick in engine.take_new_due_ticks():
+                    self._timer_at(cached, tick, timers)
+        if dead is not None:
+            self.dead_letters.inc()
+            yield dead_letter_row(dead)
+        else:
+            self.parsed.inc()
+        if engine.counts != cached.counts_written:  # only counters change here (and what the logs hold)
+            self.core_state.update(engine.core_state())
+            cached.counts_written = dict(engine.counts)
+
+    def _job_record(self, cached: _KeyCache, row: tuple, watermark: int, timers) -> DeadRecord | None:
+        engine = cached.engine
+        try:
+            parsed = parse_input(topics.JOBS, row[2], self.known_sites)
+        except RecordError as exc:
+            engine.count("dead_letters")
+            return DeadRecord(row[0], row[3], row[4], row[1], row[2], str(exc))
+        late_before = engine.counts.get("late_jobs", 0)
+        tick = engine.add_job_event(parsed, (row[3], row[4], row[2]), watermark)
+        self.job_inbox.put(tick, engine.inbox[tick])
+        cached.inbox_ticks.add(tick)
+        if engine.counts.get("late_jobs", 0) > late_before:
+            self.late_jobs.inc()
+        for due in engine.take_new_due_ticks():
+            self._timer_at(cached, due, timers)
+        return None
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
         key = ctx.get_current_key()
         cached = self._cached(key)
-        last = cached.last_tick
-        if last is not None and timestamp <= last:
-            return
-        dispatcher = cached.dispatcher
-        while True:  # deadline ticks this firing stands for, then the firing's own tick
-            deadline = dispatcher.next_deadline_tick(self.tick_len_ms)
-            tick = deadline if deadline is not None and (last is None or deadline > last) and deadline < timestamp \
-                else timestamp
-            yield from self._run_tick(dispatcher, tick, self.shard_of_key.get(key), cached)
-            last = tick
-            if tick == timestamp:
-                break
-        nxt = dispatcher.next_deadline_tick(self.tick_len_ms)
-        if nxt is not None:
-            ctx.timer_service().register_event_time_timer(max(nxt, timestamp + self.tick_len_ms))
-        cached.last_tick = timestamp
-        cached.timers = {t for t in cached.timers if t > timestamp}
-        self.last_tick.update(timestamp)
-        self.dispatcher_state.update(dispatcher.to_state())
-        self.pending_gauge_value = len(dispatcher.pending)
+        engine = cached.engine
+        results = engine.advance(timestamp)
+        if results:
+            for result in results:
+                if result.tick_ms in cached.inbox_ticks:
+                    cached.inbox_ticks.discard(result.tick_ms)
+                    self.job_inbox.remove(result.tick_ms)
+                yield from self._tick_rows(result, self.shard_of_key.get(key))
+            cached.timers = {t for t in cached.timers if t > engine.last_tick}
+            cached.ticks_since_snapshot += len(results)
+            if cached.ticks_since_snapshot >= SNAPSHOT_EVERY_TICKS:
+                self._snapshot(cached)
+                cached.ticks_since_snapshot = 0
+            d = engine.dispatcher
+            signature = (len(d.pending), len(d.running), len(d.decided), d.rr_pointer, tuple(d.cumulative.values()))
+            if signature != cached.dispatcher_signature:
+                self.dispatcher_state.update(d.to_state())
+                cached.dispatcher_signature = signature
+            self.core_state.update(engine.core_state())
+            cached.counts_written = dict(engine.counts)
+            self.pending_gauge_value = len(d.pending)
+        self._timer_at(cached, engine.next_due(), ctx.timer_service())
 
-    def _run_tick(self, dispatcher: Dispatcher, tick: int, shard: int | None, cached: _DispatchKey):
-        elements = self.inbox.get(tick) or []
-        self.inbox.remove(tick)
-        inputs = {}
-        for site_id in dispatcher.catalogue.site_ids:  # a lookup per site: linear in sites
-            key = f"{tick}|{site_id}"
-            found = self.site_inputs.get(key)
-            if found is not None:
-                inputs[site_id] = SiteInputs.from_dict(found)
-                self.site_inputs.remove(key)
-        events, meta = [], {}
-        for element in elements:
-            parsed = to_parsed(element)
-            events.append(parsed)
-            meta[id(parsed)] = element[5]
-        counts, cached.counts = cached.counts, {}
-        self.counts.clear()
-        out = dispatcher.run_tick(tick, events, inputs, counts)
-        for rec in out.site_costs:
-            yield Row(topics.SITE_COSTS, rec["site_id"], _json(rec))
+    def _snapshot(self, cached: _KeyCache) -> None:
+        """Trackers as they are now; the log keeps only the records they do not hold yet."""
+        engine = cached.engine
+        self.tracker_snapshot.update(engine.trackers)
+        waiting = {p.tag for queued in engine.pending.values() for p in queued}
+        for seq in cached.logged - waiting:
+            self.site_log.remove(seq)
+        cached.logged &= waiting
+
+    def _tick_rows(self, result: TickResult, shard: int | None):
+        out = result.output
+        metrics = out.metrics
+        for counter, name in ((self.late, "late_events"), (self.duplicates, "duplicates"),
+                              (self.expired, "offers_expired")):
+            if metrics.get(name):  # a call into the JVM each
+                counter.inc(metrics[name])
+        self.solve_ms_value = metrics.get("solve_ms", 0.0)
+        if out.site_cost_json:
+            yield Row(SITE_COSTS_PACKED, None, RS.join(f"{site_id}{US}{text}" for site_id, text in out.site_cost_json))
+        if out.decisions:
+            self.decisions_counter.inc(len(out.decisions))
         for rec in out.decisions:
-            self.decisions_counter.inc()
             yield Row(topics.DISPATCH, rec["job_id"], _json(rec))
-        for parsed, reason in out.dead_letters:
-            partition, offset, raw = meta.get(id(parsed), (None, None, None))
-            yield Row(topics.DEAD_LETTER, parsed.key,
-                      _json(dead_letter(topics.JOBS, partition, offset, parsed.key,
-                                        raw or json.dumps(parsed.record), reason, _now_iso())))
+        for d in result.dead:
+            self.dead_letters.inc()
+            yield dead_letter_row(d)
         if shard is None:
-            yield Row(topics.PIPELINE_METRICS, format_ts(tick), _json(out.metrics))
+            yield Row(topics.PIPELINE_METRICS, format_ts(result.tick_ms), _json(metrics))
         else:  # one record per shard and tick
-            metrics = {**out.metrics, "shard": shard, "subtask": self.subtask}
-            yield Row(topics.PIPELINE_METRICS, f"{format_ts(tick)}|{shard}", _json(metrics))
+            yield Row(topics.PIPELINE_METRICS, f"{format_ts(result.tick_ms)}|{shard}",
+                      _json({**metrics, "shard": shard, "subtask": self.subtask}))

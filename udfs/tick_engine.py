@@ -92,6 +92,7 @@ class TickEngine:
         self.chain: dict[int, set[str]] = defaultdict(set)  # tick -> sites whose offer keeps them ticking
         self.inbox: dict[int, list[tuple[ParsedRecord, Any]]] = defaultdict(list)  # tick -> (job event, meta)
         self._due: list[int] = []  # heap of the ticks of site_ticks and inbox (may hold stale ones)
+        self._new_due: list[int] = []  # ticks added to _due since take_new_due_ticks() (the caller's timers)
         self._pending_fps: set[str] = set()  # fingerprints of the pending records (de-duplication)
         self._seq = 0
         self.last_tick: int | None = None
@@ -107,22 +108,29 @@ class TickEngine:
         are on time (a tick batch); else each is classified against it. Returns the dead letters."""
         dead = []
         for row in rows:
-            try:
-                parsed = parse_input(row[0], row[2], self.known_sites)
-            except RecordError as exc:
-                dead.append(DeadRecord(row[0], row[3], row[4], row[1], row[2], str(exc)))
-                continue
-            if parsed.key not in self.catalogue:  # routed to the wrong shard: never silently used
-                dead.append(DeadRecord(row[0], row[3], row[4], row[1], row[2],
-                                       "site_id: not decided by this dispatch shard"))
-                continue
-            outcome = self._queue(parsed, row, watermark_ms, tag)
-            if outcome == DUPLICATE:
-                self.count("duplicates")
-            elif outcome == LATE:
-                self.count("late_events")
-        self.count("dead_letters", len(dead))
+            outcome = self.add_site_record(row, watermark_ms, tag)
+            if isinstance(outcome, DeadRecord):
+                dead.append(outcome)
         return dead
+
+    def add_site_record(self, row: RawRecord, watermark_ms: int | None = None,
+                        tag: Any = None) -> str | DeadRecord:
+        """One site record (see add_site_records): ACCEPTED, DUPLICATE, LATE (both counted) or
+        its DeadRecord (counted as a dead letter)."""
+        try:
+            parsed = parse_input(row[0], row[2], self.known_sites)
+        except RecordError as exc:
+            self.count("dead_letters")
+            return DeadRecord(row[0], row[3], row[4], row[1], row[2], str(exc))
+        if parsed.key not in self.catalogue:  # routed to the wrong shard: never silently used
+            self.count("dead_letters")
+            return DeadRecord(row[0], row[3], row[4], row[1], row[2], "site_id: not decided by this dispatch shard")
+        outcome = self._queue(parsed, row, watermark_ms, tag)
+        if outcome == DUPLICATE:
+            self.count("duplicates")
+        elif outcome == LATE:
+            self.count("late_events")
+        return outcome
 
     def _queue(self, parsed: ParsedRecord, row: RawRecord, watermark_ms: int | None, tag: Any = None) -> str:
         tracker = self.trackers.get(parsed.key)
@@ -140,6 +148,7 @@ class TickEngine:
             if self.last_tick is None or tick > self.last_tick:
                 if tick not in self.site_ticks:
                     heapq.heappush(self._due, tick)
+                    self._new_due.append(tick)
                 self.site_ticks[tick].add(parsed.key)
             # else: a late offer still in force, applied at the site's next tick
         return outcome
@@ -155,6 +164,7 @@ class TickEngine:
                                     self.tick_len_ms)
         if tick not in self.inbox:
             heapq.heappush(self._due, tick)
+            self._new_due.append(tick)
         self.inbox[tick].append((parsed, meta))
         return tick
 
@@ -173,6 +183,12 @@ class TickEngine:
         if deadline is not None:
             candidates.append(deadline if last is None else max(deadline, last + self.tick_len_ms))
         return min(candidates) if candidates else None
+
+    def take_new_due_ticks(self) -> list[int]:
+        """The ticks a queued record or job event made due since the last call (a caller that wakes
+        the engine by timers sets one at each; ticks that follow a run come from next_due)."""
+        new, self._new_due = self._new_due, []
+        return new
 
     def advance(self, up_to_ms: int) -> list[TickResult]:
         """Run every tick due at or before ``up_to_ms``, in order."""

@@ -1,0 +1,117 @@
+"""What flows between the dispatch job's operators, keying on the JVM, and the one light Python
+function (JobRouter, sharded dispatch only).
+
+Nothing here imports PuLP or HiGHS (flink_jobs/operators.py, the dispatch operator, does): in
+thread mode every Python operator is unpickled on its own task thread in one interpreter, and
+several threads importing highspy at once hung a job in `openPythonInterpreter`
+(docs/RELIABILITY.md, problem 10).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from pyflink.common import Row
+from pyflink.common.typeinfo import Types
+from pyflink.datastream import DataStream, KeyedProcessFunction, RuntimeContext
+from pyflink.datastream.data_stream import KeyedStream
+from pyflink.datastream.state import ValueStateDescriptor
+
+from udfs import topics
+from udfs.records import RecordError, dead_letter, parse_input
+from udfs.sharding import JobRoute
+from udfs.timeutil import format_ts
+
+# An input record as the SQL hands it over: which topic, where it sat in Kafka, its raw text.
+RAW_FIELDS = ["topic", "k", "v", "kafka_partition", "kafka_offset"]
+RAW_TYPE = Types.ROW_NAMED(RAW_FIELDS, [Types.STRING(), Types.STRING(), Types.STRING(), Types.INT(), Types.LONG()])
+# ... with the key it is partitioned by in front: (key, raw record)
+KEYED_RAW_TYPE = Types.ROW_NAMED(["key", "rec"], [Types.STRING(), RAW_TYPE])
+
+# One output row type for everything the job writes: which topic, the message key, the JSON value.
+# A tick's site-costs travel as one row (topic SITE_COSTS_PACKED): "site_id US json" records
+# joined by RS, split back into Kafka records in SQL on the JVM (one Python hand-over per tick,
+# not one per site and tick). JSON text never holds these control characters unescaped.
+OUT_TYPE = Types.ROW_NAMED(["topic", "key", "value"], [Types.STRING(), Types.STRING(), Types.STRING()])
+SITE_COSTS_PACKED = "site-costs-packed"
+RS, US = "\x1e", "\x1f"
+
+
+def key_by_first_field(stream: DataStream, value_type) -> KeyedStream:
+    """A stream of Row(key STRING, value) keyed by its first field on the JVM; the keyed Python
+    function then sees ``value``. PyFlink's own ``key_by`` runs a Python function on every record
+    to compute the key, which measured ~55 us per record in thread mode (docs/BENCHMARKS.md,
+    "Profiling"): more than the dispatch operator's own work per record. This is that same
+    wiring (PyFlink's KeyByKeySelector on field 0) without the Python step."""
+    from pyflink.java_gateway import get_gateway
+
+    j_stream = stream._j_data_stream
+    keyed = j_stream.keyBy(get_gateway().jvm.KeyByKeySelector(), Types.ROW([Types.STRING()]).get_java_type_info())
+    return KeyedStream(keyed, value_type, stream)
+
+
+def _json(value: dict[str, Any]) -> str:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+def _now_iso() -> str:
+    return format_ts(int(time.time() * 1000))
+
+
+def dead_letter_row(d) -> Row:
+    """A udfs.tick_engine.DeadRecord -> the dead-letter output row."""
+    partition = None if d.partition is None else int(d.partition)
+    offset = None if d.offset is None else int(d.offset)
+    return Row(topics.DEAD_LETTER, d.key, _json(dead_letter(d.topic, partition, offset, d.key, d.raw, d.error,
+                                                            _now_iso())))
+
+
+def subtask_index(runtime_context: RuntimeContext) -> int:
+    try:
+        return runtime_context.get_index_of_this_subtask()
+    except AttributeError:  # PyFlink 2.2 thread mode calls a method Flink 2.0 moved to TaskInfo
+        return runtime_context._runtime_context.getTaskInfo().getIndexOfThisSubtask()
+
+
+class JobRouter(KeyedProcessFunction):
+    """Keyed by job_id, only with sharded dispatch: sends every raw job record on with the key of
+    the shard that decides the job (udfs.sharding.JobRoute), so a cancel reaches the shard of its
+    submit. A record that does not parse goes to shard 0, whose dispatch operator dead-letters it."""
+
+    def __init__(self, known_sites: frozenset[str], site_shard: dict[str, int], shard_keys: list[str]):
+        self.known_sites = known_sites
+        self.site_shard = site_shard
+        self.shard_keys = shard_keys
+
+    def open(self, runtime_context: RuntimeContext):
+        self.route_state = runtime_context.get_state(ValueStateDescriptor("route", Types.PICKLED_BYTE_ARRAY()))
+
+    def process_element(self, value, ctx: KeyedProcessFunction.Context):
+        try:
+            parsed = parse_input(topics.JOBS, value[2], self.known_sites)
+        except RecordError:
+            yield Row(self.shard_keys[0], value)
+            return
+        route = self.route_state.value() or JobRoute()
+        shards = len(self.shard_keys)
+        if parsed.record["action"] == "submit":
+            ready = [value, *route.on_submit(parsed.record, self.site_shard, shards)]
+        elif route.on_cancel(value):
+            ready = [value]
+        else:
+            ready = []
+            ctx.timer_service().register_event_time_timer(parsed.event_ms)
+        self.route_state.update(route)
+        for rec in ready:
+            yield Row(self.shard_keys[route.shard], rec)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        route = self.route_state.value()
+        if route is None or not route.waiting:
+            return
+        shard, released = route.on_event_time_passed(ctx.get_current_key(), len(self.shard_keys))
+        self.route_state.update(route)
+        for rec in released:
+            yield Row(self.shard_keys[shard], rec)
