@@ -10,7 +10,7 @@
                                  with topic/partition/offset/reason; offers in force, weather, status,
                                  late/duplicate counted; pending jobs, committed slots, PuLP dispatch
                                  per tick)
-      -> site-costs (one packed row per tick, split in SQL), dispatch, pipeline-metrics, dead-letter
+      -> site-costs, dispatch, pipeline-metrics (packed rows per watermark, split in SQL), dead-letter
                                 (Kafka, exactly-once)
 
     python -m flink_jobs.dispatch_job --help
@@ -26,8 +26,9 @@ from flink_jobs.config import JobConfig, load_config
 from flink_jobs.elements import (
     KEYED_RAW_TYPE,
     OUT_TYPE,
+    PACKED,
     RAW_TYPE,
-    SITE_COSTS_PACKED,
+    TOPIC_CODES,
     JobRouter,
     key_by_first_field,
 )
@@ -188,19 +189,21 @@ def shard_keys(shards: int) -> list[str]:
 
 
 def attach_sinks(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, outputs: DataStream) -> None:
-    """Each output topic gets its rows through SQL on the JVM (no Python operator per sink); a
-    tick's packed site-costs are split into one Kafka record per site there."""
+    """Each output topic gets its rows through SQL on the JVM (no Python operator per sink); packed
+    rows (elements.Packer) are split into one Kafka record each there."""
     t_env.create_temporary_view("job_outputs", t_env.from_data_stream(outputs))
-    statements = t_env.create_statement_set()
-    statements.add_insert_sql(
-        f"INSERT INTO `sink_{topics.SITE_COSTS}` SELECT SPLIT_INDEX(e.x, {SQL_US}, 0) AS `k`, "
+    t_env.create_temporary_view("unpacked_outputs", t_env.sql_query(
+        f"SELECT SUBSTRING(e.x FROM 1 FOR 1) AS code, "
+        f"SUBSTRING(e.x FROM 2 FOR POSITION({SQL_US} IN e.x) - 2) AS `k`, "
         f"SUBSTRING(e.x FROM POSITION({SQL_US} IN e.x) + 1) AS `v` "
         f"FROM job_outputs CROSS JOIN UNNEST(SPLIT(job_outputs.`value`, {SQL_RS})) AS e(x) "
-        f"WHERE job_outputs.`topic` = '{SITE_COSTS_PACKED}'")
+        f"WHERE job_outputs.`topic` = '{PACKED}'"))
+    statements = t_env.create_statement_set()
     for topic in topics.OUTPUT_TOPICS:
-        if topic != topics.SITE_COSTS:
-            statements.add_insert_sql(f"INSERT INTO `sink_{topic}` SELECT `key` AS `k`, `value` AS `v` "
-                                      f"FROM job_outputs WHERE `topic` = '{topic}'")
+        unpacked = (f" UNION ALL SELECT `k`, `v` FROM unpacked_outputs WHERE code = '{TOPIC_CODES[topic]}'"
+                    if topic in TOPIC_CODES else "")
+        statements.add_insert_sql(f"INSERT INTO `sink_{topic}` SELECT `key` AS `k`, `value` AS `v` "
+                                  f"FROM job_outputs WHERE `topic` = '{topic}'{unpacked}")
     statements.attach_as_datastream()
 
 

@@ -31,12 +31,36 @@ RAW_TYPE = Types.ROW_NAMED(RAW_FIELDS, [Types.STRING(), Types.STRING(), Types.ST
 KEYED_RAW_TYPE = Types.ROW_NAMED(["key", "rec"], [Types.STRING(), RAW_TYPE])
 
 # One output row type for everything the job writes: which topic, the message key, the JSON value.
-# A tick's site-costs travel as one row (topic SITE_COSTS_PACKED): "site_id US json" records
-# joined by RS, split back into Kafka records in SQL on the JVM (one Python hand-over per tick,
-# not one per site and tick). JSON text never holds these control characters unescaped.
+# Output records of a run of ticks travel packed in one row (topic PACKED, see Packer), split back
+# into Kafka records in SQL on the JVM: one Python hand-over per watermark, not one per record.
 OUT_TYPE = Types.ROW_NAMED(["topic", "key", "value"], [Types.STRING(), Types.STRING(), Types.STRING()])
-SITE_COSTS_PACKED = "site-costs-packed"
-RS, US = "\x1e", "\x1f"
+PACKED = "packed"
+RS, US = "\x1e", "\x1f"  # ASCII record and unit separators: JSON text never holds them unescaped
+TOPIC_CODES = {topics.SITE_COSTS: "s", topics.DISPATCH: "d", topics.PIPELINE_METRICS: "m"}
+
+
+class Packer:
+    """Output records -> packed rows: each record is <topic code><key> US <json value>, records
+    joined by RS (flink_jobs.dispatch_job.attach_sinks splits them). A record whose key holds a
+    separator (a job_id may) is passed on as its own row."""
+
+    MAX_RECORDS = 2000  # per packed row: keeps a row of a long backlog run a few MB at most
+
+    def __init__(self):
+        self.records: list[str] = []
+
+    def add(self, topic: str, key: str, value: str):
+        if RS in key or US in key:
+            yield Row(topic, key, value)
+            return
+        self.records.append(f"{TOPIC_CODES[topic]}{key}{US}{value}")
+        if len(self.records) >= self.MAX_RECORDS:
+            yield from self.flush()
+
+    def flush(self):
+        if self.records:
+            yield Row(PACKED, None, RS.join(self.records))
+            self.records = []
 
 
 def key_by_first_field(stream: DataStream, value_type) -> KeyedStream:

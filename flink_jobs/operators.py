@@ -8,14 +8,14 @@ flink_jobs/elements.py, which does not (see there why).
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 
-from pyflink.common import Row
 from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
-from flink_jobs.elements import RS, SITE_COSTS_PACKED, US, _json, dead_letter_row, subtask_index
+from flink_jobs.elements import Packer, _json, dead_letter_row, subtask_index
 from udfs import topics
 from udfs.catalogue import load_catalogue
 from udfs.dispatch import DispatchConfig
@@ -34,10 +34,10 @@ class _KeyCache:
     instance writes the key's state, and a restore starts a new instance with an empty cache."""
     engine: TickEngine
     log_seq: int  # the next site-log entry's number
-    logged: set[int]  # the site-log entries in state
     ticks_since_snapshot: int = 0
     dispatcher_signature: tuple | None = None
-    timers: set[int] = field(default_factory=set)  # ticks this instance registered a timer for
+    timers: set[int] = field(default_factory=set)  # pending timers this instance registered ...
+    timer_heap: list[int] = field(default_factory=list)  # ... as a heap, to forget the ones passed
     counts_written: dict = field(default_factory=dict)  # the counters as last written to the core state
     inbox_ticks: set[int] = field(default_factory=set)  # ticks with job events in the job-inbox state
 
@@ -48,10 +48,10 @@ class TickOperator(KeyedProcessFunction):
 
     Input is every raw input record of the key, as it arrives. A site record is classified against
     this operator's watermark (late, duplicate, or queued for the first tick it matters to, as
-    tests/reference.py does); a job event joins its tick. A timer at each queued tick, and at the
-    engine's next due tick after a firing, wakes it; a firing runs every tick due by then (timers
-    registered inside on_timer can fire late in PyFlink, so a firing only says "event time
-    reached T").
+    tests/reference.py does); a job event joins its tick. One timer, at the earliest due tick,
+    wakes it; a firing runs every tick due up to the current watermark (timers registered inside
+    on_timer can fire late in PyFlink, so a firing only says "event time reached T"), writes
+    their output as packed rows, and sets the timer at the next due tick.
 
     State: the small core (last tick, ticking chain, counters), the dispatcher, the job inbox by
     tick, a snapshot of the site trackers every SNAPSHOT_EVERY_TICKS ticks, and a log of the
@@ -111,14 +111,18 @@ class TickOperator(KeyedProcessFunction):
                            [([row], watermark, seq) for seq, (row, watermark) in entries],
                            dict(self.job_inbox.items()))
             found = self.cache[key] = _KeyCache(engine, entries[-1][0] + 1 if entries else 0,
-                                                {seq for seq, _ in entries}, inbox_ticks=set(engine.inbox),
-                                                counts_written=dict(engine.counts))
+                                                inbox_ticks=set(engine.inbox), counts_written=dict(engine.counts))
         return found
 
     def _timer_at(self, cached: _KeyCache, tick: int | None, timers) -> None:
-        if tick is not None and tick not in cached.timers:  # once per tick: a call into the JVM costs
-            cached.timers.add(tick)
-            timers.register_event_time_timer(tick)
+        """A timer at ``tick`` unless an earlier one is pending: a firing runs every tick up to the
+        watermark and then sets the timer at the engine's next due tick (a call into the JVM
+        costs, and most timers of a backlog would fire with nothing left to run)."""
+        if tick is None or tick in cached.timers or (cached.timer_heap and cached.timer_heap[0] < tick):
+            return
+        cached.timers.add(tick)
+        heapq.heappush(cached.timer_heap, tick)
+        timers.register_event_time_timer(tick)
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
         row = (value[0], value[1], value[2], value[3], value[4])  # topic, key, raw, partition, offset
@@ -134,7 +138,6 @@ class TickOperator(KeyedProcessFunction):
             dead = outcome if isinstance(outcome, DeadRecord) else None
             if outcome == ACCEPTED:  # only what a restore must replay is logged
                 self.site_log.put(seq, (row, watermark))
-                cached.logged.add(seq)
                 cached.log_seq += 1
                 for tick in engine.take_new_due_ticks():
                     self._timer_at(cached, tick, timers)
@@ -168,14 +171,22 @@ class TickOperator(KeyedProcessFunction):
         key = ctx.get_current_key()
         cached = self._cached(key)
         engine = cached.engine
-        results = engine.advance(timestamp)
+        timers = ctx.timer_service()
+        # Every tick up to the watermark, not only up to this timer: all records before the
+        # watermark are in, and reading a backlog one watermark covers hundreds of ticks, each of
+        # which would otherwise be a call from the JVM with its own output rows.
+        results = engine.advance(max(timestamp, timers.current_watermark()))
         if results:
+            shard = self.shard_of_key.get(key)
+            packed = Packer()
             for result in results:
                 if result.tick_ms in cached.inbox_ticks:
                     cached.inbox_ticks.discard(result.tick_ms)
                     self.job_inbox.remove(result.tick_ms)
-                yield from self._tick_rows(result, self.shard_of_key.get(key))
-            cached.timers = {t for t in cached.timers if t > engine.last_tick}
+                yield from self._tick_rows(result, shard, packed)
+            yield from packed.flush()
+            while cached.timer_heap and cached.timer_heap[0] <= engine.last_tick:
+                cached.timers.discard(heapq.heappop(cached.timer_heap))
             cached.ticks_since_snapshot += len(results)
             if cached.ticks_since_snapshot >= SNAPSHOT_EVERY_TICKS:
                 self._snapshot(cached)
@@ -188,18 +199,16 @@ class TickOperator(KeyedProcessFunction):
             self.core_state.update(engine.core_state())
             cached.counts_written = dict(engine.counts)
             self.pending_gauge_value = len(d.pending)
-        self._timer_at(cached, engine.next_due(), ctx.timer_service())
+        self._timer_at(cached, engine.next_due(), timers)
 
     def _snapshot(self, cached: _KeyCache) -> None:
         """Trackers as they are now; the log keeps only the records they do not hold yet."""
         engine = cached.engine
         self.tracker_snapshot.update(engine.trackers)
-        waiting = {p.tag for queued in engine.pending.values() for p in queued}
-        for seq in cached.logged - waiting:
+        for seq in engine.take_applied_tags():
             self.site_log.remove(seq)
-        cached.logged &= waiting
 
-    def _tick_rows(self, result: TickResult, shard: int | None):
+    def _tick_rows(self, result: TickResult, shard: int | None, packed: Packer):
         out = result.output
         metrics = out.metrics
         for counter, name in ((self.late, "late_events"), (self.duplicates, "duplicates"),
@@ -207,17 +216,17 @@ class TickOperator(KeyedProcessFunction):
             if metrics.get(name):  # a call into the JVM each
                 counter.inc(metrics[name])
         self.solve_ms_value = metrics.get("solve_ms", 0.0)
-        if out.site_cost_json:
-            yield Row(SITE_COSTS_PACKED, None, RS.join(f"{site_id}{US}{text}" for site_id, text in out.site_cost_json))
+        for site_id, text in out.site_cost_json:
+            yield from packed.add(topics.SITE_COSTS, site_id, text)
         if out.decisions:
             self.decisions_counter.inc(len(out.decisions))
         for rec in out.decisions:
-            yield Row(topics.DISPATCH, rec["job_id"], _json(rec))
+            yield from packed.add(topics.DISPATCH, rec["job_id"], _json(rec))
         for d in result.dead:
             self.dead_letters.inc()
             yield dead_letter_row(d)
         if shard is None:
-            yield Row(topics.PIPELINE_METRICS, format_ts(result.tick_ms), _json(metrics))
+            yield from packed.add(topics.PIPELINE_METRICS, format_ts(result.tick_ms), _json(metrics))
         else:  # one record per shard and tick
-            yield Row(topics.PIPELINE_METRICS, f"{format_ts(result.tick_ms)}|{shard}",
-                      _json({**metrics, "shard": shard, "subtask": self.subtask}))
+            yield from packed.add(topics.PIPELINE_METRICS, f"{format_ts(result.tick_ms)}|{shard}",
+                                  _json({**metrics, "shard": shard, "subtask": self.subtask}))

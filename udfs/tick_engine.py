@@ -93,6 +93,7 @@ class TickEngine:
         self.inbox: dict[int, list[tuple[ParsedRecord, Any]]] = defaultdict(list)  # tick -> (job event, meta)
         self._due: list[int] = []  # heap of the ticks of site_ticks and inbox (may hold stale ones)
         self._new_due: list[int] = []  # ticks added to _due since take_new_due_ticks() (the caller's timers)
+        self._applied_tags: list[Any] = []  # tags of the records applied since take_applied_tags()
         self._pending_fps: set[str] = set()  # fingerprints of the pending records (de-duplication)
         self._seq = 0
         self.last_tick: int | None = None
@@ -229,6 +230,8 @@ class TickEngine:
             p = heapq.heappop(waiting)
             self._pending_fps.discard(p.fingerprint)
             tracker.apply(p.parsed, p.fingerprint)
+            if p.tag is not None:
+                self._applied_tags.append(p.tag)
         if not waiting:
             del self.pending[site_id]
 
@@ -239,6 +242,12 @@ class TickEngine:
     # log onto the snapshot, without counting anything twice.
     def core_state(self) -> dict[str, Any]:
         return {"last_tick": self.last_tick, "chain": dict(self.chain), "counts": self.counts}
+
+    def take_applied_tags(self) -> list[Any]:
+        """The tags of the records applied to their trackers since the last call: once the trackers
+        are snapshotted, their log entries can go."""
+        applied, self._applied_tags = self._applied_tags, []
+        return applied
 
     def waiting_rows(self, dropped: Callable[[Any], bool]) -> list[RawRecord]:
         """The raw records accepted but not applied yet whose tag says their log entry is being

@@ -169,7 +169,7 @@ def test_taskmanager_prometheus_endpoint_serves_geodispatch_counters(kafka_boots
     labels = samples(tm_text, DEAD_LETTERS)[0][0]
     assert {"job_id", "job_name", "task_name", "operator_name", "subtask_index", "tm_id"} <= labels.keys(), labels
     assert labels["job_name"] == "geodispatch_dispatch"  # the reporter turns '-' into '_'
-    assert labels["operator_name"] == "parse_validate"
+    assert labels["operator_name"] == "dispatch"
     # Flink's own metrics that deploy/grafana/geodispatch.json plots: throughput, lag, checkpoints
     for name in ("flink_taskmanager_job_task_numRecordsInPerSecond",
                  "flink_taskmanager_job_task_operator_numRecordsOutPerSecond",

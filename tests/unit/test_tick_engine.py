@@ -1,6 +1,6 @@
 """udfs.tick_engine against the batch reference (tests/reference.py), without Flink: the engine is
-fed the way the job feeds it — a tick's site records in one batch, job events one by one, event
-time advancing tick by tick — in shuffled order, with duplicates and with a restore midway."""
+fed a tick's site records in one batch, or one record at a time read ahead of the watermark as the
+job's dispatch operator feeds it; in shuffled order, with duplicates and with a restore midway."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from udfs import topics
 from udfs.catalogue import load_catalogue
 from udfs.dispatch import DispatchConfig
 from udfs.records import parse_input
-from udfs.site_tracker import tick_at_or_after
+from udfs.site_tracker import ACCEPTED, tick_at_or_after
 from udfs.tick_engine import TickEngine
 
 REPO = Path(__file__).resolve().parents[2]
@@ -164,3 +164,73 @@ def test_a_late_offer_still_in_force_applies_at_the_next_tick_and_a_stale_one_is
     prices = [(r.tick_ms - t0, [c["price_per_mwh"] for c in r.output.site_costs]) for r in results]
     assert prices == [(10 * 60_000, [60.0])]  # its own tick (00:05) had run before it came
     assert results[0].output.metrics["late_events"] == 1
+
+
+def run_engine_per_record(sites_file: str, read_ahead_ticks: int, restore_at: int | None = None,
+                          seed: int = 3) -> tuple[dict[str, list[dict]], list]:
+    """Feed the engine as flink_jobs.operators.TickOperator does: one record at a time, read
+    ``read_ahead_ticks`` ahead of the watermark (a backlog), each classified against it; accepted
+    site records logged by tag, the applied ones dropped from the log at a tracker snapshot every
+    7 ticks; with ``restore_at``, a new engine from that state. Returns the output and the timer
+    ticks the engine asked for (take_new_due_ticks)."""
+    rng = random.Random(seed)
+    catalogue = load_catalogue(sites_file)
+    arrivals = []
+    for topic, recs in events().items():
+        for i, rec in enumerate(recs):
+            arrivals.append((scenario.event_ms(topic, rec), rng.random(), topic, json.dumps(rec), i))
+    arrivals.sort()
+    engine = engine_for(sites_file)
+    log: dict[int, tuple] = {}
+    snapshot, seq, timers = None, 0, []
+    out: dict[str, list[dict]] = {topics.SITE_COSTS: [], topics.DISPATCH: [], topics.PIPELINE_METRICS: []}
+    watermark = min(a[0] for a in arrivals) - TICK
+    pos, ticks_run = 0, 0
+    while pos < len(arrivals) or engine.next_due() is not None:
+        horizon = watermark + read_ahead_ticks * TICK
+        while pos < len(arrivals) and arrivals[pos][0] <= horizon:
+            event_ms, _, topic, raw, i = arrivals[pos]
+            pos += 1
+            if topic == topics.JOBS:
+                engine.add_job_event(parse_input(topic, raw, catalogue), (0, i, raw), watermark)
+                timers += engine.take_new_due_ticks()
+                continue
+            row = (topic, json.loads(raw)["site_id"], raw, 0, i)
+            if engine.add_site_record(row, watermark, tag=seq) == ACCEPTED:
+                log[seq] = (row, watermark)
+                seq += 1
+            timers += engine.take_new_due_ticks()
+        watermark += TICK
+        if pos >= len(arrivals):
+            watermark += 48 * TICK
+        for result in engine.advance(watermark):
+            out[topics.SITE_COSTS] += result.output.site_costs
+            out[topics.DISPATCH] += result.output.decisions
+            out[topics.PIPELINE_METRICS].append(result.output.metrics)
+            ticks_run += 1
+            if ticks_run % 7 == 0:
+                snapshot = pickle.loads(pickle.dumps(engine.trackers))
+                for tag in engine.take_applied_tags():
+                    del log[tag]
+        if restore_at is not None and watermark >= restore_at:
+            restore_at = None
+            saved = [pickle.loads(pickle.dumps(s)) for s in (engine.core_state(), engine.dispatcher.to_state())]
+            inbox = pickle.loads(pickle.dumps(dict(engine.inbox)))
+            engine = engine_for(sites_file)
+            engine.restore(*saved, snapshot, [([row], wm, tag) for tag, (row, wm) in sorted(log.items())], inbox)
+        if pos >= len(arrivals) and not engine.next_due():
+            break
+    return out, timers
+
+
+@pytest.mark.parametrize("read_ahead_ticks", [1, 30])
+def test_records_one_by_one_read_ahead_and_restored_from_the_log_give_the_reference(sites_file, read_ahead_ticks):
+    clean, _, _ = run_engine(sites_file)
+    restore_at = tick_at_or_after(scenario.DAY_START + 10 * scenario.HOUR, TICK)
+    out, timers = run_engine_per_record(sites_file, read_ahead_ticks, restore_at=restore_at)
+    assert canonical(out[topics.SITE_COSTS]) == canonical(clean[topics.SITE_COSTS])
+    assert canonical(out[topics.DISPATCH], ("solve_ms",)) == canonical(clean[topics.DISPATCH], ("solve_ms",))
+    # every tick a record or job event made due was asked for as a timer (the operator's only
+    # wake-ups besides next_due() after a run)
+    first_ticks = {tick_at_or_after(scenario.event_ms(t, r), TICK) for t, recs in events().items() for r in recs}
+    assert first_ticks <= set(timers)
