@@ -28,6 +28,7 @@ from flink_jobs.elements import (
     OUT_TYPE,
     PACKED,
     RAW_TYPE,
+    SINGLE_KEY,
     TOPIC_CODES,
     JobRouter,
     key_by_first_field,
@@ -137,8 +138,8 @@ def build_pipeline(t_env: StreamTableEnvironment, cfg: JobConfig) -> DataStream:
     tick_ms = cfg.tick_minutes * 60_000
     site_topics = [t for t in topics.INPUT_TOPICS if t != topics.JOBS]
     if cfg.dispatch_shards == 1:
-        keys, site_shard = ["dispatch"], {}
-        tick_inputs = keyed_raw_rows(t_env, [raw_rows_sql(t, "'dispatch'") for t in topics.INPUT_TOPICS])
+        keys, site_shard = [SINGLE_KEY], {}
+        tick_inputs = keyed_raw_rows(t_env, [raw_rows_sql(t, sql_text(SINGLE_KEY)) for t in topics.INPUT_TOPICS])
     else:
         catalogue = load_catalogue(cfg.sites_file)
         site_shard = assign_shards(catalogue, cfg.dispatch_shards)

@@ -28,6 +28,7 @@ from udfs.timeutil import format_ts
 RAW_FIELDS = ["topic", "k", "v", "kafka_partition", "kafka_offset"]
 RAW_TYPE = Types.ROW_NAMED(RAW_FIELDS, [Types.STRING(), Types.STRING(), Types.STRING(), Types.INT(), Types.LONG()])
 # ... with the key it is partitioned by in front: (key, raw record)
+SINGLE_KEY = "dispatch"  # the dispatch key without region shards
 KEYED_RAW_TYPE = Types.ROW_NAMED(["key", "rec"], [Types.STRING(), RAW_TYPE])
 
 # One output row type for everything the job writes: which topic, the message key, the JSON value.
@@ -44,7 +45,7 @@ class Packer:
     joined by RS (flink_jobs.dispatch_job.attach_sinks splits them). A record whose key holds a
     separator (a job_id may) is passed on as its own row."""
 
-    MAX_RECORDS = 2000  # per packed row: keeps a row of a long backlog run a few MB at most
+    MAX_RECORDS = 500  # per packed row: a long backlog run is several rows of a few hundred kB
 
     def __init__(self):
         self.records: list[str] = []
