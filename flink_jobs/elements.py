@@ -4,7 +4,7 @@ function (JobRouter, sharded dispatch only).
 Nothing here imports PuLP or HiGHS (flink_jobs/operators.py, the dispatch operator, does): in
 thread mode every Python operator is unpickled on its own task thread in one interpreter, and
 several threads importing highspy at once hung a job in `openPythonInterpreter`
-(docs/RELIABILITY.md, problem 10).
+(docs/RELIABILITY.md, problem 9).
 """
 
 from __future__ import annotations

@@ -1,18 +1,14 @@
 """Everything one dispatch key decides per tick, in plain Python: its sites' trackers and its
 dispatcher, driven by event time.
 
-Not wired into the job yet: an attempt to feed it per-tick batches from SQL windows lost ticks
-after pauses and restarts (docs/RELIABILITY.md, problem 9) and was reverted; the job runs
-SiteTicks + DispatchTicks. This engine is tested against tests/reference.py
-(tests/unit/test_tick_engine.py) so a second attempt can start from it.
+The job's dispatch operator (flink_jobs.operators.TickOperator) feeds one :class:`TickEngine` per
+dispatch key (one key, or one per region shard), every record as it arrives:
 
-The Flink job feeds one :class:`TickEngine` per dispatch key (one key, or one per region shard):
-
-* site records (prices, weather, site-status), batched per tick on the JVM. The job's SQL sends
-  a record behind the watermark on its own instead, so batch records are on time by
-  construction: ``add_site_records(rows)``;
-* site records behind the watermark, one at a time: ``add_site_records(rows, watermark_ms)``.
-  An offer still in force is applied at the site's next tick, anything else is counted as late;
+* site records (prices, weather, site-status), each classified against the operator's watermark:
+  ``add_site_record(row, watermark_ms)``. An accepted record waits for the first tick at or after
+  its event time; an offer behind the watermark that is still in force is applied at the site's
+  next tick, anything else behind it is counted as late. (``watermark_ms`` None: on time by
+  construction, as in a batch of one tick's records: ``add_site_records(rows)``.)
 * validated job events (``add_job_event``) and counters (``count``).
 
 ``advance(up_to_ms)`` then runs, in order, every tick due at or before ``up_to_ms`` (the
@@ -21,9 +17,13 @@ ticking while an offer is in force; the dispatcher ticks when a site ticks, at t
 job event and at the last chance of the earliest pending deadline. These are the rules of
 tests/reference.py, so the output does not depend on arrival order or batching.
 
-Per record the work is a parse and a dictionary insert; per site and tick a lookup of its inputs.
+Per record the work is a parse and a heap insert; per site and tick a lookup of its inputs.
 Duplicates are byte-identical re-deliveries (same topic, same value): the raw text is the
 fingerprint, which costs nothing to compute.
+
+An earlier wiring fed this engine per-tick batches from SQL windows and lost ticks after pauses
+and restarts, because a window holds records until its own topic's watermark passes
+(docs/RELIABILITY.md, problem 9); records one at a time, classified on arrival, are never held.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class TickResult:
     dead: list[DeadRecord] = field(default_factory=list)  # job events the dispatcher refused
 
 
-@dataclass(order=True)
+@dataclass
 class _Pending:
     """An accepted site record waiting for the first tick it matters to (ordered by that tick)."""
     tick_ms: int
@@ -87,7 +87,8 @@ class TickEngine:
         # Reading a backlog, one topic's batches can run far ahead of event time, so everything
         # queued by tick is a heap or a dict: the cost per record and per tick never depends on
         # how much is queued.
-        self.pending: dict[str, list[_Pending]] = defaultdict(list)  # site -> heap of records not applied yet
+        # site -> heap of (tick, seq, record) not applied yet (tuples: compared in C, not by a dataclass)
+        self.pending: dict[str, list[tuple[int, int, _Pending]]] = defaultdict(list)
         self.site_ticks: dict[int, set[str]] = defaultdict(set)  # tick -> sites with a record first needed then
         self.chain: dict[int, set[str]] = defaultdict(set)  # tick -> sites whose offer keeps them ticking
         self.inbox: dict[int, list[tuple[ParsedRecord, Any]]] = defaultdict(list)  # tick -> (job event, meta)
@@ -145,7 +146,7 @@ class TickEngine:
             tick = tick_at_or_after(parsed.event_ms, self.tick_len_ms)
             self._seq += 1
             self._pending_fps.add(fp)
-            heapq.heappush(self.pending[parsed.key], _Pending(tick, self._seq, parsed, fp, row, tag))
+            heapq.heappush(self.pending[parsed.key], (tick, self._seq, _Pending(tick, self._seq, parsed, fp, row, tag)))
             if self.last_tick is None or tick > self.last_tick:
                 if tick not in self.site_ticks:
                     heapq.heappush(self._due, tick)
@@ -226,8 +227,8 @@ class TickEngine:
         waiting = self.pending.get(site_id)
         if not waiting:
             return
-        while waiting and waiting[0].tick_ms <= tick:
-            p = heapq.heappop(waiting)
+        while waiting and waiting[0][0] <= tick:
+            p = heapq.heappop(waiting)[2]
             self._pending_fps.discard(p.fingerprint)
             tracker.apply(p.parsed, p.fingerprint)
             if p.tag is not None:
@@ -252,7 +253,7 @@ class TickEngine:
     def waiting_rows(self, dropped: Callable[[Any], bool]) -> list[RawRecord]:
         """The raw records accepted but not applied yet whose tag says their log entry is being
         dropped (``dropped(tag)``): a new log must hold them."""
-        return [p.raw for waiting in self.pending.values() for p in waiting if dropped(p.tag)]
+        return [p.raw for waiting in self.pending.values() for _, _, p in waiting if dropped(p.tag)]
 
     def restore(self, core: dict[str, Any] | None, dispatcher: dict[str, Any] | None,
                 trackers: dict[str, SiteTracker] | None, log: Iterable[tuple[list[RawRecord], int | None, Any]],
