@@ -115,10 +115,14 @@ def raw_rows_sql(topic: str, key_sql: str) -> str:
             f"FROM `src_{topic}`")
 
 
+def raw_rows(t_env: StreamTableEnvironment, queries: list[str]) -> DataStream:
+    """The (key, raw record) rows of the given queries (raw_rows_sql), as one stream."""
+    return t_env.to_append_stream(t_env.sql_query(" UNION ALL ".join(queries)), KEYED_RAW_TYPE)
+
+
 def keyed_raw_rows(t_env: StreamTableEnvironment, queries: list[str]) -> KeyedStream:
     """Raw rows of the given queries, keyed on the JVM by their first column."""
-    table = t_env.sql_query(" UNION ALL ".join(queries))
-    return key_by_first_field(t_env.to_append_stream(table, KEYED_RAW_TYPE), RAW_TYPE)
+    return key_by_first_field(raw_rows(t_env, queries), RAW_TYPE)
 
 
 def shard_key_sql(site_shard: dict[str, int], keys: list[str]) -> str:
@@ -150,9 +154,7 @@ def build_pipeline(t_env: StreamTableEnvironment, cfg: JobConfig) -> DataStream:
             .name("job-router")
             .uid("job-router")
         )
-        site_rows = t_env.to_append_stream(
-            t_env.sql_query(" UNION ALL ".join(raw_rows_sql(t, shard_key_sql(site_shard, keys)) for t in site_topics)),
-            KEYED_RAW_TYPE)
+        site_rows = raw_rows(t_env, [raw_rows_sql(t, shard_key_sql(site_shard, keys)) for t in site_topics])
         tick_inputs = key_by_first_field(site_rows.union(routed_jobs), RAW_TYPE)
     outputs = (
         tick_inputs

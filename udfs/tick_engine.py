@@ -65,13 +65,11 @@ class TickResult:
 
 @dataclass
 class _Pending:
-    """An accepted site record waiting for the first tick it matters to (ordered by that tick)."""
-    tick_ms: int
-    seq: int
-    parsed: ParsedRecord = field(compare=False)
-    fingerprint: str = field(compare=False)
-    raw: RawRecord = field(compare=False)
-    tag: Any = field(default=None, compare=False)  # the caller's: where the record is logged
+    """An accepted site record waiting for the first tick it matters to (queued as (tick, seq, this))."""
+    parsed: ParsedRecord
+    fingerprint: str
+    raw: RawRecord
+    tag: Any = None  # the caller's: where the record is logged
 
 
 class TickEngine:
@@ -146,7 +144,7 @@ class TickEngine:
             tick = tick_at_or_after(parsed.event_ms, self.tick_len_ms)
             self._seq += 1
             self._pending_fps.add(fp)
-            heapq.heappush(self.pending[parsed.key], (tick, self._seq, _Pending(tick, self._seq, parsed, fp, row, tag)))
+            heapq.heappush(self.pending[parsed.key], (tick, self._seq, _Pending(parsed, fp, row, tag)))
             if self.last_tick is None or tick > self.last_tick:
                 if tick not in self.site_ticks:
                     heapq.heappush(self._due, tick)

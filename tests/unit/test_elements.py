@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("pyflink")
-
-from flink_jobs.elements import PACKED, RS, TOPIC_CODES, US, Packer  # noqa: E402
-from udfs import topics  # noqa: E402
+from flink_jobs.elements import PACKED, RS, TOPIC_CODES, US, Packer
+from udfs import topics
 
 CODE_TOPIC = {code: topic for topic, code in TOPIC_CODES.items()}
 
