@@ -7,6 +7,8 @@ PY          := $(VENV)/bin/python
 STAMP_VENV  := $(VENV)/.installed
 CACHE       := .cache
 JARS_STAMP  := $(CACHE)/jars/.installed
+OPERATORS_JAR := $(CACHE)/jars/flink/geodispatch-operators.jar
+OPERATORS_SRC := $(wildcard flink_jobs/jvm/geodispatch/*.java)
 MVN         := mvn -q -B -Dmaven.repo.local=$(CURDIR)/$(CACHE)/m2
 
 KAFKA_BOOTSTRAP ?= 127.0.0.1:9092
@@ -23,7 +25,7 @@ PYTEST_ARGS     ?=
 BENCH_ARGS      ?=
 export KAFKA_BOOTSTRAP JOBMANAGER
 
-.PHONY: help setup venv jars sample-data demo down test test-unit kafka-up kafka-down topics \
+.PHONY: help setup venv jars operators-jar sample-data demo down test test-unit kafka-up kafka-down topics \
         cluster-up cluster-down job job-local passthrough replay upload-sample jobs dashboard \
         bench bench-dispatch bench-replay k8s-validate lint
 
@@ -31,7 +33,7 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
 # ---------------------------------------------------------------- setup (idempotent)
-setup: venv jars ## Install the venv, Python packages and the Maven jars
+setup: venv jars operators-jar ## Install the venv, Python packages and the Maven jars; compile our Java operators
 
 venv: $(STAMP_VENV) ## Create .venv and install requirements.txt
 $(STAMP_VENV): requirements.txt
@@ -49,6 +51,15 @@ $(JARS_STAMP): deploy/maven/kafka/pom.xml deploy/maven/flink/pom.xml
 	@$(MVN) -f deploy/maven/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(CACHE)/jars/kafka
 	@$(MVN) -f deploy/maven/flink/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DexcludeTransitive=true -DoutputDirectory=$(CURDIR)/$(CACHE)/jars/flink
 	@touch $@
+
+operators-jar: $(OPERATORS_JAR) ## Compile flink_jobs/jvm (the job's Java operators) against PyFlink's own Flink jar
+$(OPERATORS_JAR): $(OPERATORS_SRC) $(STAMP_VENV) $(JARS_STAMP)
+	@command -v javac >/dev/null || { echo "error: javac not found: install a JDK 17 or newer (apt-get install openjdk-17-jdk-headless)"; exit 2; }
+	@rm -rf $(CACHE)/jvm-classes && mkdir -p $(CACHE)/jvm-classes
+	@javac --release 11 -Xlint:all -Werror -d $(CACHE)/jvm-classes \
+	  -cp "$$($(PY) -c 'import pathlib, pyflink; print(*(pathlib.Path(pyflink.__file__).parent / "lib").glob("flink-dist-*.jar"))')" \
+	  $(OPERATORS_SRC)
+	@jar cf $@ -C $(CACHE)/jvm-classes .
 
 sample-data: $(STAMP_VENV) ## Build data/sample from pinned registry packages (SMARD prices, EPW weather)
 	@$(PY) -m sources.sample_data

@@ -159,10 +159,17 @@ def kafka_client_properties(path: str) -> dict[str, str]:
     return props
 
 
+OPERATORS_JAR = "geodispatch-operators.jar"  # flink_jobs/jvm, compiled by `make setup`
+
+
 def connector_jars() -> list[str]:
-    """file:// URLs of the jars the job ships (Kafka SQL connector)."""
+    """file:// URLs of the jars the job ships (Kafka SQL connector, our Java operators)."""
     jars = sorted(JAR_DIR.glob("flink-sql-connector-kafka-*.jar"))
     if not jars:
         print(f"error: Kafka connector jar missing in {JAR_DIR}: run `make jars`", file=sys.stderr)
         raise SystemExit(2)
-    return [j.resolve().as_uri() for j in jars]
+    operators = JAR_DIR / OPERATORS_JAR
+    if not operators.is_file():
+        print(f"error: {operators} missing: run `make setup`", file=sys.stderr)
+        raise SystemExit(2)
+    return [j.resolve().as_uri() for j in [*jars, operators]]

@@ -27,10 +27,12 @@ from flink_jobs.elements import (
     KEYED_RAW_TYPE,
     OUT_TYPE,
     PACKED,
+    RAW_BATCH_TYPE,
     RAW_TYPE,
     SINGLE_KEY,
     TOPIC_CODES,
     JobRouter,
+    batched_by_watermark,
     key_by_first_field,
 )
 from flink_jobs.operators import TickOperator
@@ -143,7 +145,7 @@ def build_pipeline(t_env: StreamTableEnvironment, cfg: JobConfig) -> DataStream:
     site_topics = [t for t in topics.INPUT_TOPICS if t != topics.JOBS]
     if cfg.dispatch_shards == 1:
         keys, site_shard = [SINGLE_KEY], {}
-        tick_inputs = keyed_raw_rows(t_env, [raw_rows_sql(t, sql_text(SINGLE_KEY)) for t in topics.INPUT_TOPICS])
+        keyed_rows = raw_rows(t_env, [raw_rows_sql(t, sql_text(SINGLE_KEY)) for t in topics.INPUT_TOPICS])
     else:
         catalogue = load_catalogue(cfg.sites_file)
         site_shard = assign_shards(catalogue, cfg.dispatch_shards)
@@ -155,9 +157,9 @@ def build_pipeline(t_env: StreamTableEnvironment, cfg: JobConfig) -> DataStream:
             .uid("job-router")
         )
         site_rows = raw_rows(t_env, [raw_rows_sql(t, shard_key_sql(site_shard, keys)) for t in site_topics])
-        tick_inputs = key_by_first_field(site_rows.union(routed_jobs), RAW_TYPE)
+        keyed_rows = site_rows.union(routed_jobs)
     outputs = (
-        tick_inputs
+        key_by_first_field(batched_by_watermark(keyed_rows), RAW_BATCH_TYPE)
         .process(TickOperator(cfg.sites_file, tick_ms, cfg.solver_time_limit_s,
                               keys if site_shard else None, site_shard), output_type=OUT_TYPE)
         .name("dispatch")

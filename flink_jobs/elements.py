@@ -30,6 +30,14 @@ RAW_TYPE = Types.ROW_NAMED(RAW_FIELDS, [Types.STRING(), Types.STRING(), Types.ST
 # ... with the key it is partitioned by in front: (key, raw record)
 SINGLE_KEY = "dispatch"  # the dispatch key without region shards
 KEYED_RAW_TYPE = Types.ROW_NAMED(["key", "rec"], [Types.STRING(), RAW_TYPE])
+# ... and a key's records since the last watermark, as the dispatch operator receives them: one
+# array per field (WatermarkBatcher says why not an array of rows)
+RAW_BATCH_TYPE = Types.ROW_NAMED(RAW_FIELDS, [Types.BASIC_ARRAY(Types.STRING()), Types.BASIC_ARRAY(Types.STRING()),
+                                              Types.BASIC_ARRAY(Types.STRING()), Types.BASIC_ARRAY(Types.INT()),
+                                              Types.BASIC_ARRAY(Types.LONG())])
+KEYED_RAW_BATCH_TYPE = Types.ROW_NAMED(["key", "recs"], [Types.STRING(), RAW_BATCH_TYPE])
+BATCH_MAX_RECORDS = 1000  # per batch: a backlog read between two watermarks goes in several
+BATCH_MAX_DELAY_MS = 1000  # a batch waits no longer for a watermark (dead letters and counters flow)
 
 # One output row type for everything the job writes: which topic, the message key, the JSON value.
 # Output records of a run of ticks travel packed in one row (topic PACKED, see Packer), split back
@@ -75,6 +83,20 @@ def key_by_first_field(stream: DataStream, value_type) -> KeyedStream:
     j_stream = stream._j_data_stream
     keyed = j_stream.keyBy(get_gateway().jvm.KeyByKeySelector(), Types.ROW([Types.STRING()]).get_java_type_info())
     return KeyedStream(keyed, value_type, stream)
+
+
+def batched_by_watermark(stream: DataStream) -> DataStream:
+    """Rows (key, raw record) -> rows (key, the key's records since the last watermark), on the
+    JVM (flink_jobs/jvm/geodispatch/WatermarkBatcher.java): the keyed Python operator downstream is
+    then called once per key and watermark, not once per record, and every record still meets the
+    watermark it would have met alone. It keeps no state: batches go out before each checkpoint
+    barrier."""
+    from pyflink.java_gateway import get_gateway
+
+    batcher = get_gateway().jvm.geodispatch.WatermarkBatcher(BATCH_MAX_RECORDS, BATCH_MAX_DELAY_MS)
+    j_stream = stream._j_data_stream.transform("batch-by-watermark", KEYED_RAW_BATCH_TYPE.get_java_type_info(),
+                                               batcher)
+    return DataStream(j_stream).uid("batch-by-watermark")
 
 
 def _json(value: dict[str, Any]) -> str:

@@ -29,11 +29,21 @@ SNAPSHOT_EVERY_TICKS = 64  # trackers are snapshotted this often; accepted site 
 
 
 @dataclass
+class _LogEntry:
+    """One batch's accepted site records as the site-log holds them: an applied record's place
+    becomes None once a tracker snapshot holds it, and the entry goes when none is left."""
+    rows: list[tuple | None]
+    watermark: int  # the records were classified against it
+    unapplied: int
+
+
+@dataclass
 class _KeyCache:
     """What TickOperator keeps in memory per key, mirroring its state (written through): only this
     instance writes the key's state, and a restore starts a new instance with an empty cache."""
     engine: TickEngine
     log_seq: int  # the next site-log entry's number
+    log_open: dict[int, _LogEntry]  # the site-log's entries by number
     ticks_since_snapshot: int = 0
     dispatcher_signature: tuple | None = None
     timers: set[int] = field(default_factory=set)  # pending timers this instance registered ...
@@ -109,9 +119,12 @@ class TickOperator(KeyedProcessFunction):
                                 self.known_sites, site_cost_json=True)
             entries = sorted(self.site_log.items())
             engine.restore(self.core_state.value(), self.dispatcher_state.value(), self.tracker_snapshot.value(),
-                           [([row], watermark, seq) for seq, (row, watermark) in entries],
+                           [([row], watermark, (seq, i)) for seq, (rows, watermark) in entries
+                            for i, row in enumerate(rows) if row is not None],
                            dict(self.job_inbox.items()))
-            found = self.cache[key] = _KeyCache(engine, entries[-1][0] + 1 if entries else 0,
+            log_open = {seq: _LogEntry(rows, watermark, sum(row is not None for row in rows))
+                        for seq, (rows, watermark) in entries}
+            found = self.cache[key] = _KeyCache(engine, entries[-1][0] + 1 if entries else 0, log_open,
                                                 inbox_ticks=set(engine.inbox), counts_written=dict(engine.counts))
         return found
 
@@ -126,49 +139,59 @@ class TickOperator(KeyedProcessFunction):
         timers.register_event_time_timer(tick)
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
-        row = (value[0], value[1], value[2], value[3], value[4])  # topic, key, raw, partition, offset
+        # value: the key's records since the last watermark, in arrival order, as one array per
+        # field: topic, key, raw, partition, offset (WatermarkBatcher, flink_jobs/jvm): one call
+        # from the JVM per batch, not per record
         timers = ctx.timer_service()
-        watermark = timers.current_watermark()
+        watermark = timers.current_watermark()  # what each record would have met alone
         # every call into the JVM costs: with one dispatch key there is no need to ask for it
         cached = self._cached(ctx.get_current_key() if self.shard_keys else SINGLE_KEY)
         engine = cached.engine
-        if row[0] == topics.JOBS:
-            dead = self._job_record(cached, row, watermark, timers)
-        else:
-            seq = cached.log_seq
-            outcome = engine.add_site_record(row, watermark, tag=seq)
-            dead = outcome if isinstance(outcome, DeadRecord) else None
-            if outcome == ACCEPTED:  # only what a restore must replay is logged
-                self.site_log.put(seq, (row, watermark))
-                cached.log_seq += 1
-                for tick in engine.take_new_due_ticks():
-                    self._timer_at(cached, tick, timers)
-        if dead is not None:
-            self.dead_letters.inc()
-            yield dead_letter_row(dead)
-        else:  # counted here, handed to the Flink counter at most a second later (a JVM call each)
+        seq = cached.log_seq
+        accepted: list[tuple] = []  # the batch's accepted site records: one log entry
+        job_ticks: set[int] = set()
+        late_jobs_before = engine.counts.get("late_jobs", 0)
+        parsed = 0
+        for row in zip(*value):
+            if row[0] == topics.JOBS:
+                dead = self._job_record(engine, row, watermark, job_ticks)
+            else:
+                outcome = engine.add_site_record(row, watermark, tag=(seq, len(accepted)))
+                dead = outcome if isinstance(outcome, DeadRecord) else None
+                if outcome == ACCEPTED:  # only what a restore must replay is logged
+                    accepted.append(row)
+            if dead is not None:
+                self.dead_letters.inc()
+                yield dead_letter_row(dead)
+            else:
+                parsed += 1
+        if accepted:
+            self.site_log.put(seq, (accepted, watermark))
+            cached.log_open[seq] = _LogEntry(accepted, watermark, len(accepted))
+            cached.log_seq += 1
+        for tick in job_ticks:
+            self.job_inbox.put(tick, engine.inbox[tick])
+            cached.inbox_ticks.add(tick)
+        late_jobs = engine.counts.get("late_jobs", 0) - late_jobs_before
+        if late_jobs > 0:
+            self.late_jobs.inc(late_jobs)
+        for tick in engine.take_new_due_ticks():
+            self._timer_at(cached, tick, timers)
+        if parsed:  # counted here, handed to the Flink counter at most a second later (a JVM call each)
             if not self.parsed_unreported:
                 timers.register_processing_time_timer(timers.current_processing_time() + 1000)
-            self.parsed_unreported += 1
+            self.parsed_unreported += parsed
         if engine.counts != cached.counts_written:  # only counters change here (and what the logs hold)
             self.core_state.update(engine.core_state())
             cached.counts_written = dict(engine.counts)
 
-    def _job_record(self, cached: _KeyCache, row: tuple, watermark: int, timers) -> DeadRecord | None:
-        engine = cached.engine
+    def _job_record(self, engine: TickEngine, row: tuple, watermark: int, job_ticks: set[int]) -> DeadRecord | None:
         try:
             parsed = parse_input(topics.JOBS, row[2], self.known_sites)
         except RecordError as exc:
             engine.count("dead_letters")
             return DeadRecord(row[0], row[3], row[4], row[1], row[2], str(exc))
-        late_before = engine.counts.get("late_jobs", 0)
-        tick = engine.add_job_event(parsed, (row[3], row[4], row[2]), watermark)
-        self.job_inbox.put(tick, engine.inbox[tick])
-        cached.inbox_ticks.add(tick)
-        if engine.counts.get("late_jobs", 0) > late_before:
-            self.late_jobs.inc()
-        for due in engine.take_new_due_ticks():
-            self._timer_at(cached, due, timers)
+        job_ticks.add(engine.add_job_event(parsed, (row[3], row[4], row[2]), watermark))
         return None
 
     def _report_parsed(self) -> None:
@@ -215,10 +238,20 @@ class TickOperator(KeyedProcessFunction):
 
     def _snapshot(self, cached: _KeyCache) -> None:
         """Trackers as they are now; the log keeps only the records they do not hold yet."""
-        engine = cached.engine
-        self.tracker_snapshot.update(engine.trackers)
-        for seq in engine.take_applied_tags():
-            self.site_log.remove(seq)
+        self.tracker_snapshot.update(cached.engine.trackers)
+        touched = set()
+        for seq, i in cached.engine.take_applied_tags():
+            entry = cached.log_open[seq]
+            entry.rows[i] = None
+            entry.unapplied -= 1
+            touched.add(seq)
+        for seq in touched:
+            entry = cached.log_open[seq]
+            if entry.unapplied:
+                self.site_log.put(seq, (entry.rows, entry.watermark))
+            else:
+                del cached.log_open[seq]
+                self.site_log.remove(seq)
 
     def _tick_rows(self, result: TickResult, shard: int | None, packed: Packer):
         out = result.output
