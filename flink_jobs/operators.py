@@ -152,7 +152,7 @@ class TickOperator(KeyedProcessFunction):
         job_ticks: set[int] = set()
         late_jobs_before = engine.counts.get("late_jobs", 0)
         parsed = 0
-        for row in zip(*value):
+        for row in zip(*value, strict=True):
             if row[0] == topics.JOBS:
                 dead = self._job_record(engine, row, watermark, job_ticks)
             else:

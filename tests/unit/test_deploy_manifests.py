@@ -19,7 +19,7 @@ import yaml
 
 from deploy.k8s import validate
 from deploy.local.common import REPO, SetupError
-from flink_jobs.config import JobConfig
+from flink_jobs.config import OPERATORS_JAR, JobConfig
 from udfs import topics
 
 K8S = REPO / "deploy" / "k8s"
@@ -190,6 +190,9 @@ def test_dockerfile_builds_on_official_flink_with_python_311_and_the_pinned_conn
     assert "apache-flink==2.2.1" in (REPO / "requirements.txt").read_text()
     ignore = (K8S / "Dockerfile.dockerignore").read_text()
     assert f"!.cache/jars/flink/{jar}" in ignore
+    # the job's Java operators (flink_jobs.config.OPERATORS_JAR) ship beside the connector
+    assert f"COPY .cache/jars/flink/{OPERATORS_JAR} /opt/flink/lib/{OPERATORS_JAR}" in text
+    assert f"!.cache/jars/flink/{OPERATORS_JAR}" in ignore
 
 
 def test_standalone_config_is_multi_host():
