@@ -37,6 +37,14 @@ class _LogEntry:
     unapplied: int
 
 
+def logged_rows(stored: list | tuple) -> list[tuple | None]:
+    """A site-log entry's records. The job before WatermarkBatcher (commit 3eb091a) logged each
+    record on its own, (topic, key, raw, partition, offset); its savepoints restore too."""
+    if isinstance(stored, tuple) and len(stored) == 5 and isinstance(stored[0], str):
+        return [stored]
+    return list(stored)
+
+
 @dataclass
 class _KeyCache:
     """What TickOperator keeps in memory per key, mirroring its state (written through): only this
@@ -117,13 +125,14 @@ class TickOperator(KeyedProcessFunction):
         if found is None:
             engine = TickEngine(self.shard_catalogues.get(key, self.catalogue), self.tick_len_ms, self.config,
                                 self.known_sites, site_cost_json=True)
-            entries = sorted(self.site_log.items())
+            entries = [(seq, logged_rows(stored), watermark)
+                       for seq, (stored, watermark) in sorted(self.site_log.items())]
             engine.restore(self.core_state.value(), self.dispatcher_state.value(), self.tracker_snapshot.value(),
-                           [([row], watermark, (seq, i)) for seq, (rows, watermark) in entries
+                           [([row], watermark, (seq, i)) for seq, rows, watermark in entries
                             for i, row in enumerate(rows) if row is not None],
                            dict(self.job_inbox.items()))
             log_open = {seq: _LogEntry(rows, watermark, sum(row is not None for row in rows))
-                        for seq, (rows, watermark) in entries}
+                        for seq, rows, watermark in entries}
             found = self.cache[key] = _KeyCache(engine, entries[-1][0] + 1 if entries else 0, log_open,
                                                 inbox_ticks=set(engine.inbox), counts_written=dict(engine.counts))
         return found
