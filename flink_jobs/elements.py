@@ -35,7 +35,6 @@ KEYED_RAW_TYPE = Types.ROW_NAMED(["key", "rec"], [Types.STRING(), RAW_TYPE])
 RAW_BATCH_TYPE = Types.ROW_NAMED(RAW_FIELDS, [Types.BASIC_ARRAY(Types.STRING()), Types.BASIC_ARRAY(Types.STRING()),
                                               Types.BASIC_ARRAY(Types.STRING()), Types.BASIC_ARRAY(Types.INT()),
                                               Types.BASIC_ARRAY(Types.LONG())])
-KEYED_RAW_BATCH_TYPE = Types.ROW_NAMED(["key", "recs"], [Types.STRING(), RAW_BATCH_TYPE])
 BATCH_MAX_RECORDS = 1000  # per batch: a backlog read between two watermarks goes in several
 BATCH_MAX_DELAY_MS = 1000  # a batch waits no longer for a watermark (dead letters and counters flow)
 
@@ -85,17 +84,18 @@ def key_by_first_field(stream: DataStream, value_type) -> KeyedStream:
     return KeyedStream(keyed, value_type, stream)
 
 
-def batched_by_watermark(stream: DataStream) -> DataStream:
+def batched_by_watermark(stream: DataStream, batch_type=RAW_BATCH_TYPE) -> DataStream:
     """Rows (key, raw record) -> rows (key, the key's records since the last watermark), on the
     JVM (flink_jobs/jvm/geodispatch/WatermarkBatcher.java): the keyed Python operator downstream is
     then called once per key and watermark, not once per record, and every record still meets the
     watermark it would have met alone. It keeps no state: batches go out before each checkpoint
-    barrier."""
+    barrier. ``batch_type``: a row of one BASIC_ARRAY per record field, of strings, INT or BIGINT
+    (RAW_BATCH_TYPE for the job's raw records)."""
     from pyflink.java_gateway import get_gateway
 
     batcher = get_gateway().jvm.geodispatch.WatermarkBatcher(BATCH_MAX_RECORDS, BATCH_MAX_DELAY_MS)
-    j_stream = stream._j_data_stream.transform("batch-by-watermark", KEYED_RAW_BATCH_TYPE.get_java_type_info(),
-                                               batcher)
+    out_type = Types.ROW_NAMED(["key", "recs"], [Types.STRING(), batch_type])
+    j_stream = stream._j_data_stream.transform("batch-by-watermark", out_type.get_java_type_info(), batcher)
     return DataStream(j_stream).uid("batch-by-watermark")
 
 
