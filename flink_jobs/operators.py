@@ -64,17 +64,19 @@ class TickOperator(KeyedProcessFunction):
     """One key (global dispatch) or one key per region shard: runs the key's udfs.tick_engine.
     TickEngine and writes what each tick decides.
 
-    Input is every raw input record of the key, as it arrives. A site record is classified against
-    this operator's watermark (late, duplicate, or queued for the first tick it matters to, as
-    tests/reference.py does); a job event joins its tick. One timer, at the earliest due tick,
-    wakes it; a firing runs every tick due up to the current watermark (timers registered inside
-    on_timer can fire late in PyFlink, so a firing only says "event time reached T"), writes
-    their output as packed rows, and sets the timer at the next due tick.
+    Input is every raw input record of the key, in arrival order, batched per watermark on the JVM
+    (elements.batched_by_watermark: a batch arrives before the watermark that follows its records).
+    A site record is classified against this operator's watermark (late, duplicate, or queued for
+    the first tick it matters to, as tests/reference.py does); a job event joins its tick. One
+    timer, at the earliest due tick, wakes it; a firing runs every tick due up to the current
+    watermark (timers registered inside on_timer can fire late in PyFlink, so a firing only says
+    "event time reached T"), writes their output as packed rows, and sets the timer at the next due
+    tick.
 
     State: the small core (last tick, ticking chain, counters), the dispatcher, the job inbox by
-    tick, a snapshot of the site trackers every SNAPSHOT_EVERY_TICKS ticks, and a log of the
-    site records accepted since then or still waiting for their tick. A restore replays the log
-    onto the snapshot (TickEngine.restore)."""
+    tick, a snapshot of the site trackers every SNAPSHOT_EVERY_TICKS ticks, and a log (one entry per
+    batch) of the site records accepted since then or still waiting for their tick. A restore
+    replays the log onto the snapshot (TickEngine.restore)."""
 
     def __init__(self, sites_file: str, tick_len_ms: int, solver_time_limit_s: float,
                  shard_keys: list[str] | None = None, site_shard: dict[str, int] | None = None):
