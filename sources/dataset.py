@@ -3,9 +3,12 @@ events merged in event-time order, plus the record-level helpers replay needs (e
 key, time shifting, fan-out).
 
 Layout (written by sources.sample_data, documented in data/PROVENANCE.md): one JSON Lines file
-per topic, each sorted by its event-time field, and an optional ``manifest.json`` whose
+per topic, each sorted by its records' event time, and an optional ``manifest.json`` whose
 ``topics.<topic>.file`` names the file. Without a manifest, ``<topic>.jsonl`` is used for every
 topic of the contract that has one.
+
+The event time of a price offer is its ``published_at`` when present (a day-ahead offer is known
+from the auction's publication, 12-36 h before it is in force), else its ``valid_from`` (CONTRACT).
 """
 
 from __future__ import annotations
@@ -21,11 +24,15 @@ from sources.cli import UserError
 from udfs import topics as T
 from udfs.timeutil import format_ts, parse_ts_ms
 
-# Topic -> field that carries the event time (the Kafka record timestamp is set from it).
+# Topic -> field that carries the event time (the Kafka record timestamp is set from it), unless
+# the record has the topic's EVENT_FIELD_IF_PRESENT.
 EVENT_FIELD = {T.PRICES: "valid_from", T.WEATHER: "observed_at", T.SITE_STATUS: "at", T.JOBS: "submitted_at"}
+# Topic -> optional field that, when a record has it (not null), carries its event time instead:
+# an offer published ahead of its validity (a day-ahead auction's result) is known from then.
+EVENT_FIELD_IF_PRESENT = {T.PRICES: "published_at"}
 # Topic -> every timestamp field, shifted together by --rebase-to-now.
 TIME_FIELDS = {
-    T.PRICES: ("valid_from", "valid_to"),
+    T.PRICES: ("valid_from", "valid_to", "published_at"),
     T.WEATHER: ("observed_at",),
     T.SITE_STATUS: ("at",),
     T.JOBS: ("submitted_at", "deadline"),
@@ -71,23 +78,47 @@ def event_time_ms(value: object, name: str) -> int:
     return parse_ts_ms(value, name)
 
 
+def event_field(topic: str, record: dict) -> str:
+    """The field that carries ``record``'s event time: ``published_at`` for an offer that has one,
+    else the topic's EVENT_FIELD."""
+    alt = EVENT_FIELD_IF_PRESENT.get(topic)
+    if alt is not None and record.get(alt) is not None:
+        return alt
+    return EVENT_FIELD[topic]
+
+
+def describe_event_time(topic: str) -> str:
+    """How ``topic``'s event time is defined, for messages."""
+    alt = EVENT_FIELD_IF_PRESENT.get(topic)
+    return f"{alt}, else {EVENT_FIELD[topic]}" if alt else EVENT_FIELD[topic]
+
+
 _STAMP = rb'"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)"'
 
 
-def _fast_patterns(topic: str) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
+def _fast_patterns(topic: str, field_name: str) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
     key = f'"{KEY_FIELD[topic]}":"([^"\\\\]+)"'.encode()
-    stamp = f'"{EVENT_FIELD[topic]}":'.encode() + _STAMP
+    stamp = f'"{field_name}":'.encode() + _STAMP
     return re.compile(rb"\{(?:.*?,)??" + key + rb".*?" + stamp), re.compile(rb"\{(?:.*?,)??" + stamp + rb".*?" + key)
 
 
-_FAST = {t: _fast_patterns(t) for t in EVENT_FIELD}
+_FAST = {t: _fast_patterns(t, f) for t, f in EVENT_FIELD.items()}
+# (marker, patterns) of the topics whose event time may come from EVENT_FIELD_IF_PRESENT: a line
+# that contains the marker is matched on that field (or parsed with json when that fails).
+_FAST_IF_PRESENT = {t: (f'"{f}"'.encode(), _fast_patterns(t, f)) for t, f in EVENT_FIELD_IF_PRESENT.items()}
 
 
 def parse_line(topic: str, line: bytes, where: str) -> Event:
     """Event time and key of one JSON line. Compact flat records with a plain ``...Z`` timestamp
     (what sample_data writes) take a regex fast path without a full JSON parse (the consumer
-    parses them anyway); anything else is parsed with json."""
-    key_first, ts_first = _FAST[topic]
+    parses them anyway); anything else is parsed with json. A price line that mentions
+    ``"published_at"`` takes its event time from that field (json decides when the regex does not
+    match, e.g. for ``"published_at":null``)."""
+    alt = _FAST_IF_PRESENT.get(topic)
+    if alt is not None and alt[0] in line:
+        key_first, ts_first = alt[1]
+    else:
+        key_first, ts_first = _FAST[topic]
     m = key_first.match(line)
     if m is not None:
         key, stamp = m.group(1), m.group(2)
@@ -99,7 +130,7 @@ def parse_line(topic: str, line: bytes, where: str) -> Event:
     ts = _TS_CACHE.get(stamp)
     if ts is None:
         try:
-            ts = parse_ts_ms(stamp.decode(), EVENT_FIELD[topic])
+            ts = parse_ts_ms(stamp.decode(), "event time")
         except ValueError:
             return _parse_line_slow(topic, line, where)
         if len(_TS_CACHE) < 2_000_000:
@@ -114,7 +145,7 @@ def _parse_line_slow(topic: str, line: bytes, where: str) -> Event:
         raise UserError(f"{where}: not a JSON record ({exc})") from None
     if not isinstance(record, dict):
         raise UserError(f"{where}: not a JSON object")
-    field_name = EVENT_FIELD[topic]
+    field_name = event_field(topic, record)
     try:
         ts = event_time_ms(record.get(field_name), field_name)
     except ValueError as exc:
@@ -231,27 +262,52 @@ class Dataset:
     def events(
         self, topic: str, start_ms: int | None = None, end_ms: int | None = None, sites: set[str] | None = None
     ) -> Iterator[Event]:
-        """One topic's events in file order, filtered to ``[start_ms, end_ms)`` and ``sites``."""
+        """One topic's events in file order, filtered to event time ``[start_ms, end_ms)`` and ``sites``.
+
+        An offer published ahead (``published_at``) before ``start_ms`` that is still in force at
+        ``start_ms`` (``valid_to`` after it, or without ``valid_to`` a ``valid_from`` at or after
+        it) is kept too, at its publication time: at ``start_ms`` it was already known, so a replay
+        from there starts with the day-ahead prices a live consumer would have had.
+        """
         name = self.files[topic]
+        carry_marker = _FAST_IF_PRESENT[topic][0] if topic in _FAST_IF_PRESENT else None
         last = None
         for lineno, raw in enumerate(self.lines(topic), 1):
             line = raw.strip()
             if not line:
                 continue
-            event = parse_line(topic, line, f"{self.source}/{name}:{lineno}")
+            where = f"{self.source}/{name}:{lineno}"
+            event = parse_line(topic, line, where)
             if last is not None and event.ts < last:
                 raise UserError(
-                    f"{self.source}/{name}:{lineno}: not sorted by {EVENT_FIELD[topic]} "
-                    f"({format_ts(event.ts)} after {format_ts(last)})"
+                    f"{where}: not sorted by event time ({describe_event_time(topic)}): "
+                    f"{format_ts(event.ts)} after {format_ts(last)}"
                 )
             last = event.ts
             if end_ms is not None and event.ts >= end_ms:
                 return  # sorted: nothing later can be in range
             if start_ms is not None and event.ts < start_ms:
-                continue
+                if carry_marker is None or carry_marker not in line or not _in_force_at(event, start_ms):
+                    continue
             if sites is not None and event.key not in sites and topic != T.JOBS:
                 continue
             yield event
+
+
+def _in_force_at(event: Event, at_ms: int) -> bool:
+    """Whether the offer ``event`` is still in force at ``at_ms`` or comes into force later."""
+    try:
+        record = event.parsed()
+    except ValueError:
+        return False
+    if not isinstance(record, dict):
+        return False
+    name = "valid_to" if record.get("valid_to") is not None else "valid_from"
+    try:
+        bound = event_time_ms(record.get(name), name)
+    except ValueError:
+        return False  # a broken offer before the start is skipped, as any record before it
+    return bound > at_ms if name == "valid_to" else bound >= at_ms
 
 
 def merged_events(
@@ -286,7 +342,9 @@ def load_sample(
 ) -> dict[str, list[dict]]:
     """The sample's records per topic (CONTRACT dicts, event-time order), e.g. for tests and benchmarks.
 
-    ``start``/``end`` (ISO-8601 UTC or epoch ms) bound the event time to ``[start, end)``.
+    ``start``/``end`` (ISO-8601 UTC or epoch ms) bound the event time to ``[start, end)``; offers
+    published before ``start`` and still in force at it are included (see Dataset.events). A
+    price's event time is its ``published_at`` when present, else its ``valid_from``.
     """
     dataset = Dataset(str(source))
     start_ms = parse_ts_ms(start, "start") if start is not None else None

@@ -30,7 +30,7 @@ import random
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 
-from sources.dataset import EVENT_FIELD, Event
+from sources.dataset import EVENT_FIELD, Event, event_field
 from udfs.timeutil import format_ts
 
 FAULT_CLASSES = ("drop", "duplicate", "malformed", "out_of_order", "late", "jitter")
@@ -119,7 +119,8 @@ def malformed_value(event: Event, kind: str) -> bytes:
     if kind == "truncated":
         return event.value[: max(1, len(event.value) // 2)]
     if kind == "not-an-object":
-        return json.dumps([record.get(EVENT_FIELD.get(event.topic, ""), None), event.key]).encode()
+        ts_field = event_field(event.topic, record) if event.topic in EVENT_FIELD else ""
+        return json.dumps([record.get(ts_field), event.key]).encode()
     if kind == "missing-field":
         record.pop(_VALUE_FIELD.get(event.topic, ""), None)
         record["_fault"] = kind
@@ -129,6 +130,8 @@ def malformed_value(event: Event, kind: str) -> bytes:
         record["_fault"] = kind
         return json.dumps(record).encode()
     if kind == "bad-timestamp":
+        # the topic's required timestamp (a price's valid_from even when published_at carries its
+        # event time): a consumer must reject the record whether or not it reads published_at
         record[EVENT_FIELD.get(event.topic, "at")] = "2018-13-45T99:99:99Z"
         record["_fault"] = kind
         return json.dumps(record).encode()

@@ -2,6 +2,7 @@
 
     python -m sources.jobs --rate 20 --count 500 --seed 7 [--start 2018-01-01T00:00:00Z] [--speed 3600 | --max]
     python -m sources.jobs --count 10 --out -          # print the records instead of producing them
+    python -m sources.jobs --count 0 --end 2019-01-01T00:00:00Z   # no count limit: until --end or Ctrl-C
 
 The model (all seeded; see generate_jobs): Poisson arrivals at ``rate`` jobs per data-hour;
 compute_hours lognormal (median 4 h, sigma 1.0, clipped to [0.25, 200]); slots from
@@ -15,12 +16,15 @@ random non-empty proper subset of the sites) for 20%; a cancel for 5%, an expone
 from __future__ import annotations
 
 import argparse
+import heapq
+import itertools
 import json
 import math
 import random
 import signal
 import sys
 import time
+from collections.abc import Iterator
 
 from sources import producer as P
 from sources.cli import (
@@ -62,17 +66,53 @@ def generate_jobs(
     Deterministic: the same arguments give the same list. Every job draws the same random
     numbers whatever the fractions, so changing one fraction does not reshuffle the other fields.
     """
+    return list(
+        iter_jobs(
+            seed,
+            start_ms,
+            rate_per_hour,
+            site_ids,
+            count=count,
+            cancel_fraction=cancel_fraction,
+            allow_fraction=allow_fraction,
+            deadline_fraction=deadline_fraction,
+            id_prefix=id_prefix,
+        )
+    )
+
+
+def iter_jobs(
+    seed: int,
+    start_ms: int,
+    rate_per_hour: float,
+    site_ids: list[str] | tuple[str, ...],
+    *,
+    count: int | None = None,
+    end_ms: int | None = None,
+    cancel_fraction: float = 0.05,
+    allow_fraction: float = 0.20,
+    deadline_fraction: float = 0.70,
+    id_prefix: str = "j-",
+) -> Iterator[dict]:
+    """The job records of generate_jobs, produced lazily in ``submitted_at`` order (submits before
+    cancels of the same second). ``count`` None: no limit on submits; ``end_ms``: only records
+    with ``submitted_at`` before it (a cancel due at or after it is not sent). With neither, the
+    stream is endless. The first ``count`` submits are the same whatever ``count``/``end_ms``
+    (job ids are padded to the width of ``count``, at least 6 digits).
+    """
     if rate_per_hour <= 0:
         raise ValueError("rate_per_hour must be > 0")
     sites = sorted(set(site_ids))
     rng = random.Random(seed)
     mean_gap_ms = 3_600_000 / rate_per_hour
-    width = max(6, len(str(count)))
+    width = max(6, len(str(count or 0)))
     t = float(start_ms)
-    records: list[tuple[int, int, dict]] = []
-    for n in range(1, count + 1):
+    cancels: list[tuple[int, int, dict]] = []  # (at, sequence, record): released in time order
+    for n in itertools.count(1) if count is None else range(1, count + 1):
         t += rng.expovariate(1.0) * mean_gap_ms
         submitted = int(t) // 1000 * 1000  # whole seconds
+        if end_ms is not None and submitted >= end_ms:
+            break
         compute_hours = round(min(200.0, max(0.25, rng.lognormvariate(math.log(4.0), 1.0))), 2)
         slots = rng.choices(SLOT_CHOICES, SLOT_WEIGHTS)[0]
         priority = rng.choices(range(10), PRIORITY_WEIGHTS)[0]
@@ -93,12 +133,18 @@ def generate_jobs(
         if u_allow < allow_fraction and len(sites) > 1:
             size = 1 + int(k_allow * (len(sites) - 1))  # 1 .. len-1: a real restriction
             job["sites"] = sorted(random.Random(allow_seed).sample(sites, size))
-        records.append((submitted, 0, job))
+        # submits come in time order; a cancel waits until a later second's submit is due
+        while cancels and cancels[0][0] < submitted:
+            yield heapq.heappop(cancels)[2]
+        yield job
         if u_cancel < cancel_fraction:
             at = submitted + int(cancel_after_s) * 1000
-            records.append((at, 1, {"action": "cancel", "job_id": job_id, "submitted_at": format_ts(at)}))
-    records.sort(key=lambda r: (r[0], r[1]))
-    return [r[2] for r in records]
+            heapq.heappush(cancels, (at, n, {"action": "cancel", "job_id": job_id, "submitted_at": format_ts(at)}))
+    while cancels:
+        at, _, record = heapq.heappop(cancels)
+        if end_ms is not None and at >= end_ms:
+            break
+        yield record
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,9 +154,19 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--rate", type=positive_float, default=20.0, help="jobs per data-hour (default %(default)s)")
-    parser.add_argument("--count", type=non_negative_int, default=500, help="jobs to submit (default %(default)s)")
+    parser.add_argument(
+        "--count",
+        type=non_negative_int,
+        default=500,
+        help="jobs to submit (default %(default)s); 0 = no limit: until --end, or until stopped",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--start", type=ts_arg, help=f"data time of the first arrival window (default {DEFAULT_START})")
+    parser.add_argument(
+        "--end",
+        type=ts_arg,
+        help="data time to stop at (exclusive): no submit or cancel at or after it, whatever --count",
+    )
     parser.add_argument(
         "--rebase-to-now", action="store_true", help="start at the current hour (pairs with replay --rebase-to-now)"
     )
@@ -142,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     out = None
     sent = 0
     interrupted = False
-    jobs: list[dict] = []
+    submits = cancels = 0
     topic = args.topic or args.topic_prefix + T.JOBS
     try:
         sites = args.sites or catalogue_site_ids()
@@ -150,12 +206,20 @@ def main(argv: list[str] | None = None) -> int:
             start = int(time.time()) // 3600 * 3_600_000
         else:
             start = args.start if args.start is not None else parse_ts_ms(DEFAULT_START)
-        jobs = generate_jobs(
+        end_ms = args.end
+        if end_ms is not None and end_ms <= start:
+            raise UserError(f"--end {format_ts(end_ms)} is not after the start {format_ts(start)}")
+        if not args.count and end_ms is None and (args.out or args.max):
+            raise UserError(
+                f"--count 0 (no limit) with {'--out' if args.out else '--max'} needs --end: it would never finish"
+            )
+        jobs = iter_jobs(
             args.seed,
-            args.count,
             start,
             args.rate,
             sites,
+            count=args.count or None,
+            end_ms=end_ms,
             cancel_fraction=args.cancel_fraction,
             allow_fraction=args.allow_fraction,
             deadline_fraction=args.deadline_fraction,
@@ -168,7 +232,10 @@ def main(argv: list[str] | None = None) -> int:
                 raise UserError(f"{args.out}: {exc.strerror or exc}") from None
         else:
             sink = P.make_sink(args.producer, args.bootstrap)
-        end = parse_ts_ms(jobs[-1]["submitted_at"]) if jobs else start
+        # the progress bar's end: --end, else (a bounded count) about count / rate hours ahead
+        end = end_ms
+        if end is None and args.count:
+            end = start + int(args.count / args.rate * 3_600_000)
         progress = Progress(
             start, end, None if args.max else args.speed, enabled=not args.no_progress and not out, label="jobs"
         )
@@ -187,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
                     assert sink is not None
                     sink.send(topic, job["job_id"].encode(), line.encode(), ts)
                 sent += 1
+                if job["action"] == "submit":
+                    submits += 1
+                else:
+                    cancels += 1
                 progress.update(sent, ts)
         except KeyboardInterrupt:
             interrupted = True
@@ -205,11 +276,10 @@ def main(argv: list[str] | None = None) -> int:
         if out is not None and out is not sys.stdout:
             out.close()
     if not args.out or args.out != "-":
-        submits = sum(1 for j in jobs if j["action"] == "submit")
         where = args.out if args.out else f"{topic} on {args.bootstrap} via {sink.name if sink else '?'}"
         print(
             f"{'interrupted after' if interrupted else 'sent'} {sent:,} job records ({submits:,} submits, "
-            f"{len(jobs) - submits:,} cancels planned) to {where}",
+            f"{cancels:,} cancels) to {where}",
             file=sys.stderr,
         )
     return 130 if interrupted else 0

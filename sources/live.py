@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from sources import producer as P
 from sources.cli import Parser, UserError, add_kafka_args, csv_list, fail, non_negative_int, positive_float
+from sources.dataset import event_field
 from sources.sites import SiteRef, load_sites
 from udfs import topics as T
 from udfs.timeutil import format_ts, parse_ts_ms
@@ -279,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         session.headers["User-Agent"] = "geodispatch-live/0.1"
 
         def publish(topic: str, record: dict) -> None:
-            ts = parse_ts_ms(record["valid_from"] if topic == T.PRICES else record["observed_at"])
+            ts = parse_ts_ms(record[event_field(topic, record)])  # a price's published_at, if any
             assert sink is not None
             sink.send(topics[topic], record["site_id"].encode(), json.dumps(record, separators=(",", ":")).encode(), ts)
 

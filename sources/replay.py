@@ -8,7 +8,12 @@ optional seeded fault injection.
         --manifest faults.json
 
 Every record goes to its topic (prices / weather / site-status / jobs, each renamable), keyed by
-``site_id`` (``job_id`` for jobs), with the Kafka record timestamp set to its event time.
+``site_id`` (``job_id`` for jobs), with the Kafka record timestamp set to its event time, in
+event-time order. A price offer's event time is its ``published_at`` when it has one (the sample's
+day-ahead offers: the auction's publication, 12-36 h before they are in force), else its
+``valid_from`` (the synthetic US real-time prices), so day-ahead prices go out when the market
+published them. ``--start`` also sends, first, the offers published before it that are still in
+force at it (they were known at ``--start``).
 Ctrl-C (or SIGTERM) stops cleanly: what was handed to the producer is flushed, the summary and
 the manifest are written, exit code 130.
 """
@@ -140,6 +145,10 @@ def run_replay(cfg: ReplayConfig, sink: P.Sink, should_stop: Callable[[], bool] 
     events, info = plan_events(cfg)
     injector = FaultInjector(cfg.faults)
     first_origin = None if info["first_ms"] is None else info["first_ms"]
+    # Pace from --start: offers published before it (already known at it) go out at once.
+    pace_origin = first_origin
+    if first_origin is not None and cfg.start_ms is not None:
+        pace_origin = max(first_origin, cfg.start_ms)
     progress = Progress(
         cfg.start_ms if cfg.start_ms is not None else first_origin, info["end_ms"], cfg.speed, enabled=cfg.progress
     )
@@ -156,8 +165,8 @@ def run_replay(cfg: ReplayConfig, sink: P.Sink, should_stop: Callable[[], bool] 
                 break
             if event.origin_ts > high_origin:
                 high_origin = event.origin_ts
-            if cfg.speed is not None and first_origin is not None:
-                _pace(wall0 + (high_origin - first_origin) / 1000 / cfg.speed, progress, count, high_origin)
+            if cfg.speed is not None and pace_origin is not None:
+                _pace(wall0 + (high_origin - pace_origin) / 1000 / cfg.speed, progress, count, high_origin)
             if jitter_s:
                 time.sleep(jitter_s)
             key = key_bytes.get(event.key)
@@ -226,7 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--speed", type=positive_float, default=3600.0, help="data-seconds per wall-second (default %(default)s)"
     )
     pace.add_argument("--max", action="store_true", help="as fast as possible (ignores --speed)")
-    parser.add_argument("--start", type=ts_arg, help="first event time to replay (ISO-8601 UTC, inclusive)")
+    parser.add_argument(
+        "--start",
+        type=ts_arg,
+        help="first event time to replay (ISO-8601 UTC, inclusive); offers published before it and still "
+        "in force at it are sent first",
+    )
     parser.add_argument("--end", type=ts_arg, help="event time to stop at (exclusive)")
     parser.add_argument(
         "--rebase-to-now", action="store_true", help="shift all times so the first record is at the current hour"

@@ -7,6 +7,9 @@
 2. Extract only the files needed into ``data/raw/`` (git-ignored).
 3. Write ``prices.jsonl`` and ``weather.jsonl`` (CONTRACT records, sorted by event time then
    site) and ``manifest.json`` (per-topic counts, time range, per-site counts, input hashes).
+   Every SMARD day-ahead offer carries ``published_at``, the time the day-ahead auction published
+   it (see day_ahead_published_ms); that is its event time. The synthetic US 5-minute prices have
+   none: their event time is ``valid_from``.
 
 Idempotent: when the manifest says the sample was built from the same inputs by the same
 builder version, nothing is done.
@@ -37,7 +40,7 @@ CACHE_DIR = Path(os.environ.get("GRD_CACHE_DIR", REPO / ".cache"))
 PKG_DIR = CACHE_DIR / "pkgs"
 RAW_DIR = REPO / "data" / "raw"
 SAMPLE_DIR = REPO / "data" / "sample"
-BUILDER_VERSION = 3  # bump when the output of build() changes
+BUILDER_VERSION = 4  # bump when the output of build() changes
 HOUR_MS = 3_600_000
 FIVE_MIN_MS = 300_000
 YEAR = 2018
@@ -294,6 +297,38 @@ def cet_local_to_utc_ms(date: str, time_of_day: str, seen: set[int]) -> int | No
     return candidates[-1]
 
 
+# EU single day-ahead coupling (SDAC, the Euphemia auction run jointly by the NEMOs EPEX SPOT, Nord
+# Pool, GME, ...; every SMARD zone used here, NL, North Italy and SE4, is coupled in it): order books
+# close at 12:00 CET/CEST on the day before delivery and the results (all 24 hourly prices of
+# the next local day) are published around 12:45 local. Sources: NEMO Committee, "Single
+# Day-Ahead Coupling (SDAC)", https://www.nemo-committee.eu/sdac (gate closure 12:00 CET, D-1),
+# and IBEX, "Starting with 17 June 2021 new operational timings to be applied for daily market
+# coupling process" (2021-05-26), https://ibex.bg/2021/05/26/starting-with-17-june-2021-new-operational-timings-to-be-applied-for-daily-market-coupling-process/
+# (preliminary results publication 12:45 CET, previously 12:42 CET). In 2018 the target was
+# therefore 12:42; 12:45 is a slightly conservative stamp of when a 2018 offer was known on a
+# normal day (delayed or decoupled sessions, which publish later, are not modelled).
+DAY_AHEAD_PUBLISH_LOCAL = (12, 45)  # hour, minute, local CET/CEST time on the day before delivery
+
+
+def day_ahead_published_ms(valid_from_ms: int) -> int:
+    """When the SDAC day-ahead auction published the offer for the hour starting at ``valid_from_ms``.
+
+    The delivery day D is the local (CET/CEST) calendar day of the hour's start; the offer was
+    published on D-1 at 12:45 local, converted to UTC with the offset in force at that instant
+    (12:45 is never inside a DST switch). E.g. the hour 2018-07-02T00:00 CEST (2018-07-01T22:00Z)
+    and the hour 23:00 CEST of the same day were both published 2018-07-01T12:45 CEST = 10:45Z,
+    12-36 h ahead.
+    """
+    local = datetime.fromtimestamp((valid_from_ms + cet_offset_h(valid_from_ms) * HOUR_MS) / 1000, tz=UTC)
+    day_start = calendar.timegm((local.year, local.month, local.day, 0, 0, 0)) * 1000
+    hour, minute = DAY_AHEAD_PUBLISH_LOCAL
+    naive = day_start - 24 * HOUR_MS + hour * HOUR_MS + minute * 60_000
+    for off in (2, 1):
+        if cet_offset_h(naive - off * HOUR_MS) == off:
+            return naive - off * HOUR_MS
+    raise AssertionError("unreachable: 12:45 local exists on every day")
+
+
 @dataclass
 class PriceSeries:
     zone: str
@@ -439,14 +474,16 @@ def build(out_dir: Path = SAMPLE_DIR, force: bool = False, sites: dict[str, Samp
         if site.zone:
             series = smard_series[site.zone]
             for t, price in series.points:
+                published = day_ahead_published_ms(t)
                 prices.append(
                     (
-                        t,
+                        published,  # the event time: the offer is known from its publication
                         site.site_id,
                         _dumps(
                             {
                                 "site_id": site.site_id,
                                 "price_per_mwh": price,
+                                "published_at": format_ts(published),  # before valid_from: a shorter fast path
                                 "valid_from": format_ts(t),
                                 "valid_to": format_ts(t + HOUR_MS),
                                 "currency": "EUR",
@@ -461,6 +498,7 @@ def build(out_dir: Path = SAMPLE_DIR, force: bool = False, sites: dict[str, Samp
                 "zone": site.zone,
                 "currency": "EUR",
                 "missing_hours_skipped": series.missing,
+                "published_at": "SDAC day-ahead auction, D-1 12:45 CET/CEST (see data/PROVENANCE.md)",
             }
         else:
             assert site.synthetic is not None
@@ -488,6 +526,7 @@ def build(out_dir: Path = SAMPLE_DIR, force: bool = False, sites: dict[str, Samp
                 "level_cents_per_kwh": site.synthetic.level_cents,
                 "seed": site.synthetic.seed,
                 "missing_hours_skipped": 0,
+                "published_at": None,  # a real-time price: known only once in force
             }
         epw = extract_member(archives[site.weather.package], site.weather.member)
         ws = parse_epw(epw, site.weather)
@@ -523,8 +562,9 @@ def build(out_dir: Path = SAMPLE_DIR, force: bool = False, sites: dict[str, Samp
 
     out_dir.mkdir(parents=True, exist_ok=True)
     topics = {}
-    for topic, rows, field in (("prices", prices, "valid_from"), ("weather", weather, "observed_at")):
-        rows.sort(key=lambda r: (r[0], r[1]))
+    price_event_time = "published_at when present (day-ahead offers), else valid_from (synthetic real-time prices)"
+    for topic, rows, field in (("prices", prices, price_event_time), ("weather", weather, "observed_at")):
+        rows.sort(key=lambda r: (r[0], r[1]))  # stable: a site's offers of one publication stay in valid_from order
         path = out_dir / f"{topic}.jsonl"
         tmp = path.with_suffix(".jsonl.part")
         by_site: dict[str, int] = {}

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from deploy.local import flink_cluster, kafka_broker
@@ -21,15 +22,40 @@ DEMO_DIR = RUN_DIR / "demo"
 START = os.environ.get("DEMO_START", "2018-07-01T00:00:00Z")
 SPEED = os.environ.get("SPEED", "3600")
 DASHBOARD_PORT = int(os.environ.get("DASHBOARD_PORT", "8501"))
+SAMPLE = REPO / "data" / "sample"
+
+
+def replay_end(sample: Path = SAMPLE) -> str | None:
+    """The data time just after the sample's last record (where the replay stops), from its
+    manifest; None when it cannot be read (the jobs then run until `make down`)."""
+    try:
+        from sources.dataset import Dataset
+        from udfs.timeutil import format_ts
+
+        span = Dataset(str(sample)).time_range()
+    except Exception:  # no sample yet (make demo builds it first) or an unreadable manifest
+        return None
+    return format_ts(span[1] + 1000) if span else None
+
+
+def jobs_command(env: Mapping[str, str] = os.environ, end: str | None = None) -> list[str]:
+    """The demo's job stream: RATE per data-hour from START on the replay's clock. Without an
+    explicit COUNT it has no count limit and stops where the replay stops (the sample's end), so
+    jobs keep flowing for the whole replay; COUNT=N stops after N jobs as `make jobs` does."""
+    count = env.get("COUNT") or "0"
+    cmd = [sys.executable, "-m", "sources.jobs", "--rate", env.get("RATE", "20"), "--count", count,
+           "--seed", env.get("SEED", "7"), "--start", START, "--speed", SPEED, "--no-progress"]
+    if end is not None:
+        cmd += ["--end", end]
+    return cmd
+
 
 # name -> command; started in this order, stopped in reverse
 SERVICES: dict[str, list[str]] = {
     "dispatch-job": [sys.executable, "-m", "flink_jobs.dispatch_job"],
     "replay": [sys.executable, "-m", "sources.replay", "--source", "data/sample", "--speed", SPEED,
                "--start", START, "--no-progress"],
-    "jobs": [sys.executable, "-m", "sources.jobs", "--rate", os.environ.get("RATE", "20"),
-             "--count", os.environ.get("COUNT", "2000"), "--seed", os.environ.get("SEED", "7"),
-             "--start", START, "--speed", SPEED, "--no-progress"],
+    "jobs": jobs_command(end=replay_end()),  # make demo builds the sample before it runs this
     "dashboard": [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.address", "127.0.0.1",
                   "--server.port", str(DASHBOARD_PORT), "--server.headless", "true",
                   "--browser.gatherUsageStats", "false"],

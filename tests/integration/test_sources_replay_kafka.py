@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from sources.dataset import fanout_site_ids, load_sample
+from sources.dataset import event_field, fanout_site_ids, load_sample
 from sources.sample_data import SAMPLE_DIR
 from tests.conftest import REPO, create_topics
 from udfs.timeutil import parse_ts_ms
@@ -21,7 +21,6 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.usefixtures("sample_data"),
 ]
-EVENT_FIELD = {"prices": "valid_from", "weather": "observed_at"}
 
 
 def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -59,10 +58,16 @@ def test_replay_max_window_with_fanout_every_record_arrives(kafka_bootstrap, top
                     expected[(topic_prefix + topic, fid)] += 1
     got = read_topics(kafka_bootstrap, topics, sum(expected.values()))
     assert Counter((t, k) for t, k, _, _ in got) == expected
+    published_ahead = 0
     for topic, key, value, ts in got:
         rec = json.loads(value)
         assert rec["site_id"] == key
-        assert ts == parse_ts_ms(rec[EVENT_FIELD[topic.removeprefix(topic_prefix)]])
+        # a day-ahead offer is stamped with its publication, a real-time one with its valid_from
+        assert ts == parse_ts_ms(rec[event_field(topic.removeprefix(topic_prefix), rec)])
+        published_ahead += "published_at" in rec and ts < parse_ts_ms(rec["valid_from"])
+    # 3 EU sites + 2 fan-out copies (ams-f001, sto-f003): the 22 hours of 1 July (local) still in
+    # force at --start (published 30 June), and the local days 2-4 July (published 1-3 July)
+    assert published_ahead == 5 * (22 + 3 * 24)
     assert f"replayed {sum(expected.values()):,} records" in result.stdout
 
 

@@ -163,3 +163,18 @@ def test_jitter_is_counted_and_bounded():
     pauses = [j for _, j in inj.process(stream(4))]
     assert sum(1 for j in pauses if j > 0) <= inj.manifest()["faults"]["jitter"]["total"]
     assert max(pauses) <= 0.02
+
+
+def test_malformed_offers_published_ahead():
+    """A day-ahead offer (published_at = its event time): not-an-object carries the event time,
+    bad-timestamp breaks the required valid_from (rejected whether or not a consumer reads published_at)."""
+    rec = {
+        "site_id": "ams",
+        "price_per_mwh": 1.0,
+        "valid_from": "2018-07-01T22:00:00Z",
+        "published_at": "2018-07-01T10:45:00Z",
+    }
+    event = Event(T0, "prices", "ams", dumps(rec), rec, T0)
+    assert json.loads(malformed_value(event, "not-an-object")) == ["2018-07-01T10:45:00Z", "ams"]
+    bad = json.loads(malformed_value(event, "bad-timestamp"))
+    assert bad["valid_from"] == "2018-13-45T99:99:99Z" and bad["published_at"] == rec["published_at"]

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from sources.jobs import generate_jobs
+import itertools
+import json
+
+import pytest
+
+from deploy.local import demo
+from sources.jobs import generate_jobs, iter_jobs, main
 from udfs.timeutil import parse_ts_ms
 
 START = parse_ts_ms("2018-07-01T00:00:00Z")
@@ -51,3 +57,47 @@ def test_fractions_do_not_reshuffle_other_fields():
     b = generate_jobs(5, 100, START, 20, SITES, cancel_fraction=0.5, allow_fraction=1.0)
     strip = [{k: v for k, v in j.items() if k != "sites"} for j in b if j["action"] == "submit"]
     assert strip == a
+
+
+def test_lazy_stream_matches_the_list_and_can_be_unbounded():
+    a = generate_jobs(7, 400, START, 20, SITES, cancel_fraction=0.3)
+    assert list(iter_jobs(7, START, 20, SITES, count=400, cancel_fraction=0.3)) == a
+    # no count: the same jobs, and as many more as asked for
+    endless = list(itertools.islice(iter_jobs(7, START, 20, SITES, cancel_fraction=0.3), len(a) + 500))
+    submits = [j for j in endless if j["action"] == "submit"]
+    assert len(submits) > 400
+    assert submits[:400] == [j for j in a if j["action"] == "submit"]
+    times = [parse_ts_ms(j["submitted_at"]) for j in endless]
+    assert times == sorted(times)
+
+
+def test_end_bounds_submits_and_cancels():
+    end = START + 48 * 3_600_000
+    jobs = list(iter_jobs(3, START, 20, SITES, end_ms=end, cancel_fraction=0.5))
+    assert jobs and all(parse_ts_ms(j["submitted_at"]) < end for j in jobs)
+    assert 700 < sum(j["action"] == "submit" for j in jobs) < 1250  # ~20/h for 48 h
+    unbounded = generate_jobs(3, 2000, START, 20, SITES, cancel_fraction=0.5)
+    assert jobs == [j for j in unbounded if parse_ts_ms(j["submitted_at"]) < end]
+    # count and end: whichever comes first
+    assert len(list(iter_jobs(3, START, 20, SITES, count=5, end_ms=end, cancel_fraction=0))) == 5
+
+
+def test_cli_count_zero_needs_an_end_to_write_a_file(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--count", "0", "--out", str(tmp_path / "j.jsonl")])
+    assert exc.value.code == 2 and "needs --end" in capsys.readouterr().err
+    out = tmp_path / "j.jsonl"
+    code = main(["--count", "0", "--start", "2018-07-01", "--end", "2018-07-02", "--out", str(out), "--sites", "a,b"])
+    assert code == 0
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert lines and all("2018-07-01T" in j["submitted_at"] for j in lines)
+
+
+def test_demo_jobs_run_as_long_as_the_replay_unless_count_is_given(tmp_path):
+    cmd = demo.jobs_command({}, end="2019-01-01T00:00:00Z")
+    assert cmd[cmd.index("--count") + 1] == "0" and cmd[cmd.index("--end") + 1] == "2019-01-01T00:00:00Z"
+    assert cmd[cmd.index("--start") + 1] == demo.START and cmd[cmd.index("--speed") + 1] == demo.SPEED
+    fixed = demo.jobs_command({"COUNT": "2000", "RATE": "30"})
+    assert fixed[fixed.index("--count") + 1] == "2000" and fixed[fixed.index("--rate") + 1] == "30"
+    assert "--end" not in fixed
+    assert demo.replay_end(tmp_path) is None  # no sample: no end (the jobs then run until make down)

@@ -10,7 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sources.cli import UserError
-from sources.dataset import Dataset, _parse_line_slow, fanout_offsets, fanout_site_ids, load_sample, parse_line
+from sources.dataset import (
+    Dataset,
+    _parse_line_slow,
+    event_field,
+    fanout_offsets,
+    fanout_site_ids,
+    load_sample,
+    parse_line,
+)
 from sources.faults import FaultConfig
 from sources.producer import ListSink
 from sources.replay import ReplayConfig, plan_events, run_replay, topic_names
@@ -166,3 +174,152 @@ def test_fast_path_agrees_with_json(site, ms, price, key_first, compact):
     line = json.dumps(dict(fields), separators=sep).encode()
     fast, slow = parse_line("prices", line, "x"), _parse_line_slow("prices", line, "x")
     assert (fast.ts, fast.key, fast.value) == (slow.ts, slow.key, slow.value) == (ms, site, line)
+
+
+# ----------------------------------------------------------------------------- offers published ahead
+
+H = 3_600_000
+PUB = T0 - 13 * H  # 2018-06-30T11:00Z: the day-ahead offers of 2018-07-01T00:00..06:00Z were published then
+
+
+def write_day_ahead_sample(root: Path, hours: int = 6) -> Path:
+    """ams: hourly offers published ahead (PUB for the first day, T0 + 2 h for hours from T0 + 4 h);
+    chi: 5-minute real-time offers without published_at; weather hourly."""
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for h in range(hours):
+        t = T0 + h * H
+        pub = PUB if h < 4 else T0 + 2 * H
+        rec = {
+            "site_id": "ams",
+            "price_per_mwh": 40.0 + h,
+            "valid_from": format_ts(t),
+            "valid_to": format_ts(t + H),
+            "published_at": format_ts(pub),
+            "currency": "EUR",
+            "source": "smard-day-ahead",
+        }
+        rows.append((pub, rec))
+        for m in range(0, 60, 30):
+            rows.append(
+                (
+                    t + m * 60_000,
+                    {
+                        "site_id": "chi",
+                        "price_per_mwh": 25.0,
+                        "valid_from": format_ts(t + m * 60_000),
+                        "valid_to": format_ts(t + (m + 30) * 60_000),
+                        "currency": "USD",
+                        "source": "synthetic",
+                    },
+                )
+            )
+    rows.sort(key=lambda r: (r[0], r[1]["site_id"]))
+    (root / "prices.jsonl").write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for _, r in rows))
+    weather = [{"site_id": "ams", "observed_at": format_ts(T0 + h * H), "temp_c": 20.0} for h in range(hours)]
+    (root / "weather.jsonl").write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in weather))
+    return root
+
+
+def test_offer_event_time_is_published_at_when_present_else_valid_from():
+    ahead = (
+        b'{"site_id":"ams","price_per_mwh":1.0,"valid_from":"2018-07-01T22:00:00Z",'
+        b'"published_at":"2018-07-01T10:45:00Z"}'
+    )
+    now = b'{"site_id":"chi","price_per_mwh":1.0,"valid_from":"2018-07-01T22:00:00Z"}'
+    null = b'{"site_id":"chi","published_at":null,"valid_from":"2018-07-01T22:00:00Z"}'
+    assert parse_line("prices", ahead, "x").ts == parse_ts_ms("2018-07-01T10:45:00Z")
+    assert parse_line("prices", now, "x").ts == parse_ts_ms("2018-07-01T22:00:00Z")
+    assert parse_line("prices", null, "x").ts == parse_ts_ms("2018-07-01T22:00:00Z")
+    assert _parse_line_slow("prices", ahead, "x").ts == parse_ts_ms("2018-07-01T10:45:00Z")
+    assert event_field("prices", json.loads(ahead)) == "published_at"
+    assert event_field("prices", json.loads(null)) == event_field("prices", json.loads(now)) == "valid_from"
+    assert event_field("weather", {"published_at": "x"}) == "observed_at"  # only prices have it
+    with pytest.raises(UserError, match="published_at"):
+        parse_line("prices", b'{"site_id":"ams","valid_from":"2018-07-01T22:00:00Z","published_at":"soon"}', "x")
+
+
+def test_replay_sends_day_ahead_offers_at_publication_and_real_time_ones_when_in_force(tmp_path):
+    src = write_day_ahead_sample(tmp_path / "s")
+    sink = ListSink()
+    run_replay(ReplayConfig(source=str(src), speed=None, progress=False), sink)
+    assert [s[3] for s in sink.sent] == sorted(s[3] for s in sink.sent)
+    for topic, key, value, ts in sink.sent:
+        rec = json.loads(value)
+        if topic == "prices" and key == b"ams":
+            assert ts == parse_ts_ms(rec["published_at"]) < parse_ts_ms(rec["valid_from"])
+        elif topic == "prices":
+            assert "published_at" not in rec and ts == parse_ts_ms(rec["valid_from"])
+        else:
+            assert ts == parse_ts_ms(rec["observed_at"])
+    # the first four ams offers go out before anything else, 13 h ahead of the first one's validity
+    assert [(s[1], s[3]) for s in sink.sent[:4]] == [(b"ams", PUB)] * 4
+    assert Dataset(str(src)).events("prices").__next__().ts == PUB
+
+
+def test_start_keeps_offers_published_before_it_that_are_still_in_force(tmp_path):
+    src = write_day_ahead_sample(tmp_path / "s")
+    data = load_sample(src, topics=["prices"], start=T0 + H, end=T0 + 3 * H)
+    ams = [r["valid_from"] for r in data["prices"] if r["site_id"] == "ams"]
+    # published at PUB (before start): the hours still in force at T0 + 1 h, not the one that ended
+    assert ams == [format_ts(T0 + h * H) for h in (1, 2, 3)] + [format_ts(T0 + h * H) for h in (4, 5)]
+    chi = [r["valid_from"] for r in data["prices"] if r["site_id"] == "chi"]
+    assert chi == [format_ts(T0 + H + m * 30 * 60_000) for m in range(4)]  # real-time: event time in [start, end)
+    # a start after everything was published: only the offers in force from it on
+    late = load_sample(src, topics=["prices"], start=T0 + 5 * H, sites=["ams"])
+    assert [r["valid_from"] for r in late["prices"]] == [format_ts(T0 + 5 * H)]
+
+
+def test_replay_paces_from_start_not_from_the_earlier_publication(tmp_path):
+    import time
+
+    src = write_day_ahead_sample(tmp_path / "s")
+    sink = ListSink()
+    began = time.monotonic()
+    # 13 data-hours of publications before --start would take 13 s at this speed; the hour after it 1 s
+    summary = run_replay(ReplayConfig(source=str(src), speed=3600.0, start_ms=T0, end_ms=T0 + H, progress=False), sink)
+    assert time.monotonic() - began < 5
+    assert sink.sent[0][3] == PUB and summary["records"] == len(sink.sent)
+
+
+def test_rebase_to_now_shifts_published_at_with_the_other_times(tmp_path):
+    src = write_day_ahead_sample(tmp_path / "s")
+    now = parse_ts_ms("2025-11-23T10:37:12Z")
+    events, info = plan_events(ReplayConfig(source=str(src), rebase_to_now=True), now_ms=now)
+    first = next(events)
+    rec = first.parsed()
+    assert info["delta_ms"] == parse_ts_ms("2025-11-23T10:00:00Z") - PUB
+    assert rec["published_at"] == "2025-11-23T10:00:00Z" and first.ts == parse_ts_ms("2025-11-23T10:00:00Z")
+    assert rec["valid_from"] == "2025-11-23T23:00:00Z" and rec["valid_to"] == "2025-11-24T00:00:00Z"
+    assert first.origin_ts == PUB
+
+
+def test_unsorted_prices_name_the_event_time_rule(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "prices.jsonl").write_text(
+        '{"site_id":"a","valid_from":"2018-07-01T01:00:00Z"}\n'
+        '{"site_id":"a","valid_from":"2018-07-02T00:00:00Z","published_at":"2018-07-01T00:45:00Z"}\n'
+    )
+    with pytest.raises(UserError, match=r"prices.jsonl:2: not sorted by event time \(published_at, else valid_from\)"):
+        list(Dataset(str(bad)).events("prices"))
+
+
+@given(
+    site=st.text(min_size=1, max_size=12).filter(lambda s: s.strip() == s and s),
+    ms=st.integers(min_value=0, max_value=4_000_000_000_000).map(lambda x: x // 1000 * 1000),
+    lead=st.one_of(st.none(), st.just("null"), st.integers(min_value=0, max_value=200_000_000)),
+    order=st.permutations(range(4)),
+    compact=st.booleans(),
+)
+def test_fast_path_agrees_with_json_with_published_at(site, ms, lead, order, compact):
+    fields = [("site_id", site), ("valid_from", format_ts(ms)), ("price_per_mwh", 1.5), ("source", "x")]
+    if lead == "null":
+        fields[3] = ("published_at", None)
+    elif lead is not None:
+        fields[3] = ("published_at", format_ts(max(0, ms - lead // 1000 * 1000)))
+    sep = (",", ":") if compact else (", ", ": ")
+    line = json.dumps(dict(fields[i] for i in order), separators=sep).encode()
+    fast, slow = parse_line("prices", line, "x"), _parse_line_slow("prices", line, "x")
+    expected = ms if lead in (None, "null") else max(0, ms - lead // 1000 * 1000)
+    assert (fast.ts, fast.key, fast.value) == (slow.ts, slow.key, slow.value) == (expected, site, line)

@@ -163,3 +163,76 @@ def test_built_sample_is_complete_and_hourly_in_utc():
             assert rec["observed_at"] >= last_weather
             last_weather = rec["observed_at"]
             assert -40 < rec["temp_c"] < 50 and 0 <= rec["rel_humidity"] <= 100
+
+
+def _local_day_hours(day: str) -> list[int]:
+    """UTC starts of every hour of a local CET/CEST calendar day (23, 24 or 25 of them)."""
+    seen: set[int] = set()
+    out = []
+    month, d, year = day.split()
+    for h in range(24):
+        clock = f"{h % 12 or 12}:00 {'AM' if h < 12 else 'PM'}"
+        for _ in range(2):  # the October repeat: 02:00 twice
+            ms = sd.cet_local_to_utc_ms(f"{month} {d}, {year}", clock, seen)
+            if ms is None or ms in seen:
+                break
+            seen.add(ms)
+            out.append(ms)
+    return sorted(out)
+
+
+@pytest.mark.parametrize(
+    ("delivery_day", "hours", "published"),
+    [
+        ("Jan 15 2018", 24, "2018-01-14T11:45:00Z"),  # winter: 12:45 CET = 11:45Z
+        ("Jul 2 2018", 24, "2018-07-01T10:45:00Z"),  # summer: 12:45 CEST = 10:45Z
+        ("Mar 25 2018", 23, "2018-03-24T11:45:00Z"),  # the spring switch day, published the day before in CET
+        ("Mar 26 2018", 24, "2018-03-25T10:45:00Z"),  # published on the switch day, after it: CEST
+        ("Oct 28 2018", 25, "2018-10-27T10:45:00Z"),  # the autumn switch day (25 h), published in CEST
+        ("Oct 29 2018", 24, "2018-10-28T11:45:00Z"),  # published on the switch day, after it: CET
+        ("Jan 1 2018", 24, "2017-12-31T11:45:00Z"),  # the sample's first day
+    ],
+)
+def test_day_ahead_offer_is_published_at_1245_local_the_day_before_delivery(delivery_day, hours, published):
+    starts = _local_day_hours(delivery_day)
+    assert len(starts) == hours
+    assert {format_ts(sd.day_ahead_published_ms(t)) for t in starts} == {published}
+    pub = parse_ts_ms(published)
+    # the first hour of the day is known 11 h 15 min ahead, the last one 22-24 h more
+    assert starts[0] - pub == 11 * 3_600_000 + 15 * 60_000
+    assert starts[-1] - pub == (hours - 1 + 11) * 3_600_000 + 15 * 60_000
+    # the hour before the delivery day belongs to the previous day's auction
+    previous = sd.day_ahead_published_ms(starts[0] - 3_600_000)
+    assert pub - 25 * 3_600_000 <= previous <= pub - 23 * 3_600_000
+    assert format_ts(previous)[11:] in ("10:45:00Z", "11:45:00Z")
+
+
+@pytest.mark.usefixtures("sample_data")
+def test_built_sample_offers_carry_their_publication_and_the_file_is_in_event_time_order():
+    manifest = json.loads((SAMPLE / "manifest.json").read_text())
+    assert manifest["builder_version"] == sd.BUILDER_VERSION
+    prices = manifest["topics"]["prices"]
+    assert prices["event_time_field"].startswith("published_at when present")
+    assert prices["first"] == "2017-12-31T11:45:00Z"
+    assert manifest["sites"]["ams"]["price"]["published_at"]
+    assert manifest["sites"]["chi"]["price"]["published_at"] is None
+    last: tuple[int, str] = (0, "")
+    last_valid: dict[tuple[int, str], int] = {}
+    with_pub = 0
+    with open(SAMPLE / "prices.jsonl") as fh:
+        for line in fh:
+            rec = json.loads(line)
+            valid_from = parse_ts_ms(rec["valid_from"])
+            if rec["source"] == "smard-day-ahead":
+                ts = parse_ts_ms(rec["published_at"])
+                assert ts == sd.day_ahead_published_ms(valid_from)
+                assert 11 * 3_600_000 < valid_from - ts < 36 * 3_600_000
+                with_pub += 1
+            else:
+                assert "published_at" not in rec  # synthetic real-time prices: known once in force
+                ts = valid_from
+            key = (ts, rec["site_id"])
+            assert key >= last, line
+            assert last_valid.get(key, -1) < valid_from  # one publication of a site: hours in order
+            last, last_valid[key] = key, valid_from
+    assert with_pub == 3 * 8760
