@@ -1,38 +1,55 @@
-"""The dispatch problem of one tick and the objective every planner is scored with.
+"""The dispatch problem of one tick, planned ahead, and the objective every planner is scored with.
 
-Shared by the MILP (``udfs.dispatch``), the baselines (``udfs.baselines``) and the tests, so
-the optimizer and the baselines are compared under exactly the same function.
+Shared by the MILP (``udfs.dispatch``), the baselines (``udfs.baselines``), the benchmarks and
+the tests, so the optimizer and the baselines are compared under exactly the same function.
 
-Objective (minimised) of a plan ``x`` (x[j, s] = 1 when job j starts at site s this tick):
+**What is decided.** At tick ``t0`` every pending job j gets at most one *option* o = (site s,
+start t): s on its allow-list with a price now, t in the start grid ``t0`` ("now"), then every
+hour boundary up to ``t0 + horizon`` (default 24 h; finer near now, coarser further out), and
+``t <= latest_start_j``. Only the options starting now are committed; the rest of the plan is
+what the dispatcher expects to do, revised at the next tick (model-predictive control).
 
-    sum_j sum_s x[j, s] * (h_j * c_s - v_j(t) - M_j(t))
+**Objective** (minimised), for the options the plan uses::
 
-* ``h_j`` compute-hours of job j; ``c_s`` cost per compute-hour of site s now (EUR);
-* ``v_j(t) = h_j * base * growth**(9 - priority_j) * (1 + boost * u_j(t))``, the value of
-  running j now, per compute-hour proportional to an exponential priority weight (priority 0
-  is the most urgent) and rising linearly with deadline pressure
-  ``u_j(t) = clip(1 - (deadline_j - t) / horizon, 0, 1)`` (0 without a deadline). A job is
-  worth starting now only where its cost per compute-hour is below its value rate, so
-  deferrable, low-priority work waits for a cheaper tick;
-* ``M_j(t)`` is the *must-place* bonus of a job whose latest start falls before the next tick
-  (``t <= deadline_j <= t + tick_len``): ``M_j = B * (10 - priority_j)`` with
-  ``B = 1 + sum_j (v_j + max_s |h_j c_s|)`` over the tick's jobs and sites. B exceeds any
-  change of the rest of the objective, so a plan that places one more must-place job always
-  wins (higher priority first); among them the ordinary cost/value terms decide. 0 otherwise.
+    sum_{j, o = (s, t)}  cost_j(s, t) + delay_j(t) - bonus_j
 
-Feasibility: each job at most one site; per site sum of slots <= available slots; a site only
-if it is in the job's allow-list (when it has one); no start after the deadline (a job whose
-deadline is before the tick is *missed*); a job not yet submitted at the tick is ignored.
+* ``cost_j(s, t)`` = slots_j x the integral over the run ``[t, t + duration_j)`` of the site's
+  cost per slot-hour (``CostCurve``: price x IT kW per slot x PUE / 1000 + fixed cost, in EUR),
+  hour by hour: known offers where known (day-ahead included), udfs.forecast's forecast
+  elsewhere; the PUE of the latest weather (persistence).
+* ``delay_j(t)`` = ``rate_p`` x (t - submitted_j) in hours x ``ref_j``: the value of waiting,
+  **relative to the job's own cost**: ``ref_j`` = |cost of the job now at its cheapest allowed
+  site| and ``rate_p`` the fraction of that cost one hour of waiting is worth at priority p
+  (``DelayModel.rate_per_hour``; 0.5 %/h at priority 9 up to 34 %/h at priority 0: a priority-9
+  job waits for a price 10 % lower 20 hours away, a priority-0 job hardly ever waits). No
+  absolute currency constant: the same rule holds whatever one slot stands for.
+* ``bonus_j`` = ``B`` x (10 - priority_j), ``B`` = 1 + sum_j max_o |cost + delay|: larger than
+  any change of the cost terms, so a plan that places one more job (higher priority first) in
+  the horizon always wins; among plans placing the same jobs, cost and delay decide.
+
+**Constraints.** Each job at most one option; capacity at every point p of the start grid and
+every site: the slots of planned jobs running at p (a job holds its slots for its whole run) <=
+the slots free at p (``available_slots`` now; later, the derated capacity minus the running
+jobs still running then; checking the start points is exact, since usage only rises at a start
+and the running jobs only release); allow-lists; ``latest_start_j`` = min(deadline, submitted +
+``max_wait`` of its priority) (hard; once passed, only "now"). **Priority:** every job at its
+last chance (latest start before the next tick) that greedy-by-priority starts now is *forced*
+to start now: no job greedy would start on time is missed at its last tick.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
 
 DEFAULT_TICK_MS = 5 * 60_000
 HOUR_MS = 3_600_000
+DEFAULT_HORIZON_MS = 24 * HOUR_MS
 
 
 @dataclass(frozen=True)
@@ -42,21 +59,18 @@ class Job:
     slots: int
     priority: int = 5
     deadline_ms: int | None = None  # latest start (inclusive)
-    sites: tuple[str, ...] | None = None  # allow-list; None (or empty) = anywhere
+    sites: tuple[str, ...] | None = None  # allow-list, in the order sent; None (or empty) = anywhere
     submitted_ms: int = 0
+    home: str | None = None  # where it runs without GeoDispatch; default the first of `sites`
 
     def __post_init__(self) -> None:
         if not isinstance(self.job_id, str) or not self.job_id:
             raise ValueError(f"job_id: must be a non-empty string, got {self.job_id!r}")
         h = self.compute_hours
         if isinstance(h, bool) or not isinstance(h, (int, float)) or not math.isfinite(h) or h <= 0:
-            raise ValueError(
-                f"job {self.job_id!r}: compute_hours: must be a finite number > 0, got {h!r}"
-            )
+            raise ValueError(f"job {self.job_id!r}: compute_hours: must be a finite number > 0, got {h!r}")
         if isinstance(self.slots, bool) or not isinstance(self.slots, int) or self.slots <= 0:
-            raise ValueError(
-                f"job {self.job_id!r}: slots: must be a positive integer, got {self.slots!r}"
-            )
+            raise ValueError(f"job {self.job_id!r}: slots: must be a positive integer, got {self.slots!r}")
         p = self.priority
         if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p <= 9:
             raise ValueError(f"job {self.job_id!r}: priority: must be an integer 0..9, got {p!r}")
@@ -68,7 +82,7 @@ class Job:
             sites = tuple(self.sites)
             if not all(isinstance(s, str) and s for s in sites):
                 raise ValueError(f"job {self.job_id!r}: sites: must be a list of site ids")
-            # Tuple, duplicates dropped, order kept (the first entry is the job's home site).
+            # Tuple, duplicates dropped, order kept (the first entry is the job's default home).
             object.__setattr__(self, "sites", tuple(dict.fromkeys(sites)) or None)
 
     @property
@@ -76,249 +90,356 @@ class Job:
         """Run time: compute_hours / slots hours (rounded up to the millisecond)."""
         return math.ceil(self.compute_hours / self.slots * HOUR_MS)
 
+    @property
+    def home_site(self) -> str | None:
+        return self.home or (self.sites[0] if self.sites else None)
+
     def allows(self, site_id: str) -> bool:
         return self.sites is None or site_id in self.sites
 
 
 @dataclass(frozen=True)
 class SiteState:
+    """A site at one instant: what a start-now policy needs (and the hindsight timeline)."""
+
     site_id: str
-    cost_per_compute_hour: float  # EUR per slot-hour, at this tick
+    cost_per_compute_hour: float  # EUR per slot-hour, now
     available_slots: int
     region: str = ""
-    price_per_mwh: float | None = None  # EUR/MWh; only the price-only baseline needs it
+    price_per_mwh: float | None = None  # EUR/MWh now; only the price-only baseline needs it
 
     def __post_init__(self) -> None:
         c = self.cost_per_compute_hour
         if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c):
-            raise ValueError(
-                f"site {self.site_id!r}: cost_per_compute_hour: must be a finite number, got {c!r}"
-            )
+            raise ValueError(f"site {self.site_id!r}: cost_per_compute_hour: must be a finite number, got {c!r}")
         a = self.available_slots
         if isinstance(a, bool) or not isinstance(a, int) or a < 0:
-            raise ValueError(
-                f"site {self.site_id!r}: available_slots: must be an integer >= 0, got {a!r}"
-            )
-        p = self.price_per_mwh
-        if p is not None and (
-            isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p)
-        ):
-            raise ValueError(
-                f"site {self.site_id!r}: price_per_mwh: must be a finite number, got {p!r}"
-            )
+            raise ValueError(f"site {self.site_id!r}: available_slots: must be an integer >= 0, got {a!r}")
 
 
 @dataclass(frozen=True)
-class ValueModel:
-    """Parameters of the value term (see the module docstring)."""
+class CostCurve:
+    """A site's cost per slot-hour (EUR) from the tick on: piecewise constant on ``edges``, with the
+    share of each segment that rests on known offers (the rest is forecast)."""
 
-    base_value_per_compute_hour: float = 0.02  # EUR, priority 9 without deadline pressure
-    priority_growth: float = 1.5  # x per priority level: priority 0 is worth 1.5**9 ~ 38x
-    urgency_horizon_ms: int = 4 * HOUR_MS  # deadline pressure starts this long before it
-    urgency_boost: float = 2.0  # value x (1 + boost) right at the deadline
+    edges: tuple[int, ...]  # ms; edges[0] = the tick
+    rates: tuple[float, ...]  # EUR per slot-hour, per segment
+    known: tuple[float, ...]  # 0..1 per segment
 
     def __post_init__(self) -> None:
-        if not (
-            self.base_value_per_compute_hour >= 0
-            and self.priority_growth >= 1
-            and self.urgency_horizon_ms > 0
-            and self.urgency_boost >= 0
-        ):
-            raise ValueError("ValueModel: base >= 0, growth >= 1, horizon > 0, boost >= 0 required")
+        if len(self.edges) != len(self.rates) + 1 or len(self.rates) != len(self.known) or not self.rates:
+            raise ValueError("CostCurve: edges must be one longer than rates and known, and rates non-empty")
+        e = np.asarray(self.edges, dtype=np.float64)
+        widths = np.diff(e) / HOUR_MS
+        r = np.asarray(self.rates, dtype=np.float64)
+        kn = np.asarray(self.known, dtype=np.float64)
+        object.__setattr__(self, "_e", e)
+        object.__setattr__(self, "_cum", np.concatenate(([0.0], np.cumsum(r * widths))))
+        object.__setattr__(self, "_cum_known", np.concatenate(([0.0], np.cumsum(r * widths * kn))))
+
+    @classmethod
+    def flat(cls, tick_ms: int, rate: float, end_ms: int) -> CostCurve:
+        """One rate from the tick to ``end_ms`` (tests, start-now views)."""
+        return cls((tick_ms, end_ms), (rate,), (1.0,))
+
+    @property
+    def end_ms(self) -> int:
+        return self.edges[-1]
+
+    def rate_now(self) -> float:
+        return self.rates[0]
+
+    def _at(self, cum: np.ndarray, t: np.ndarray) -> np.ndarray:
+        # beyond the last edge the last rate continues (callers size curves to cover every run)
+        e = self._e
+        inside = np.interp(t, e, cum)
+        beyond = np.maximum(0.0, t - e[-1]) / HOUR_MS * self.rates[-1]
+        return inside + beyond
+
+    def run_cost(self, start_ms: np.ndarray | float, duration_ms: np.ndarray | float) -> np.ndarray:
+        """EUR per slot of running from ``start`` for ``duration`` (broadcasts)."""
+        s = np.asarray(start_ms, dtype=np.float64)
+        return self._at(self._cum, s + duration_ms) - self._at(self._cum, s)
+
+    def run_cost_known(self, start_ms: np.ndarray | float, duration_ms: np.ndarray | float) -> np.ndarray:
+        """The part of :meth:`run_cost` that rests on known offers."""
+        s = np.asarray(start_ms, dtype=np.float64)
+        e = self._e
+        cum = self._cum_known
+        return np.interp(s + duration_ms, e, cum) - np.interp(s, e, cum)
 
 
-DEFAULT_VALUES = ValueModel()
+@dataclass(frozen=True)
+class SitePlan:
+    """A site as the planner sees it at a tick."""
 
-Plan = Mapping[str, str]  # job_id -> site_id
+    site_id: str
+    region: str
+    available_slots: int  # free now
+    capacity_slots: int  # derated capacity before commitments (held for the horizon: persistence)
+    curve: CostCurve
+    releases: tuple[tuple[int, int], ...] = ()  # (end_ms, slots) of the jobs running here now
+    price_per_mwh: float | None = None  # EUR/MWh now (price-only baseline)
+
+    def free_at(self, t_ms: int, tick_ms: int) -> int:
+        if t_ms <= tick_ms:
+            return self.available_slots
+        busy = sum(n for end, n in self.releases if end > t_ms)
+        return max(0, self.capacity_slots - busy)
+
+    def now(self) -> SiteState:
+        return SiteState(self.site_id, self.curve.rate_now(), self.available_slots, self.region, self.price_per_mwh)
+
+
+@dataclass(frozen=True)
+class DelayModel:
+    """How long a job may wait, by priority (index 0..9). Documented in the module docstring."""
+
+    rate_per_hour: tuple[float, ...] = tuple(0.005 * 1.6 ** (9 - p) for p in range(10))
+    max_wait_ms: tuple[int, ...] = (24 * HOUR_MS,) * 10
+
+    def __post_init__(self) -> None:
+        if len(self.rate_per_hour) != 10 or len(self.max_wait_ms) != 10:
+            raise ValueError("DelayModel: one rate and one max wait per priority 0..9")
+        if any(r < 0 for r in self.rate_per_hour) or any(w < 0 for w in self.max_wait_ms):
+            raise ValueError("DelayModel: rates and waits must be >= 0")
+
+
+DEFAULT_DELAY = DelayModel()
+
+
+class Option(NamedTuple):
+    site: int  # index into PlanProblem.sites
+    start_ms: int
+    cost: float  # EUR, whole run, hour by hour
+    cost_known: float  # EUR of `cost` resting on known offers
+    delay: float  # EUR-equivalent delay term
+
+
+Plan = Mapping[str, tuple[str, int]]  # job_id -> (site_id, start_ms)
+
+
+@dataclass(frozen=True)
+class PlanProblem:
+    """A tick's jobs, sites and options in canonical (sorted by id) order."""
+
+    tick_ms: int
+    tick_len_ms: int
+    jobs: tuple[Job, ...]  # eligible, sorted by id
+    sites: tuple[SitePlan, ...]  # with a price now, sorted by id
+    starts: tuple[int, ...]  # the start grid
+    options: tuple[tuple[Option, ...], ...]  # per job, sorted by (cost + delay, site id, start)
+    bonus: tuple[float, ...]  # per job
+    forced: frozenset[str]  # jobs that must start now (last chance, and greedy starts them now)
+    expired: tuple[str, ...]  # job ids whose latest start passed before the tick (missed)
+    ref_cost: tuple[float, ...] = field(default=())  # per job: |cost now at its cheapest site|
+    delay_per_hour: tuple[float, ...] = field(default=())  # per job: rate_p x ref_cost
+
+    def coef(self, j: int, o: Option) -> float:
+        return o.cost + o.delay - self.bonus[j]
 
 
 def is_expired(job: Job, tick_ms: int) -> bool:
-    """The latest start has passed: the job can never run."""
+    """The deadline (latest start) has passed: the job can never run."""
     return job.deadline_ms is not None and job.deadline_ms < tick_ms
 
 
-def must_place(job: Job, tick_ms: int, tick_len_ms: int = DEFAULT_TICK_MS) -> bool:
-    """Latest start within this tick's window: place now if at all possible.
-
-    Conservative by one boundary: a deadline exactly on the next tick counts, so the job still
-    has that tick as a second chance (``last_chance`` below decides "missed")."""
-    return job.deadline_ms is not None and tick_ms <= job.deadline_ms <= tick_ms + tick_len_ms
-
-
 def last_chance(job: Job, tick_ms: int, tick_len_ms: int = DEFAULT_TICK_MS) -> bool:
-    """No later tick can start the job: not placed now means missed."""
+    """No later tick can start the job: not started now means missed."""
     return job.deadline_ms is not None and tick_ms <= job.deadline_ms < tick_ms + tick_len_ms
 
 
-def eligible(job: Job, tick_ms: int) -> bool:
-    return job.submitted_ms <= tick_ms and not is_expired(job, tick_ms)
+def latest_start(job: Job, tick_ms: int, delay: DelayModel = DEFAULT_DELAY,
+                 horizon_ms: int = DEFAULT_HORIZON_MS) -> int:
+    """The latest start the plan may give the job (>= the tick unless expired)."""
+    limit = min(tick_ms + horizon_ms, max(tick_ms, job.submitted_ms + delay.max_wait_ms[job.priority]))
+    return limit if job.deadline_ms is None else min(limit, job.deadline_ms)
 
 
-def job_value(job: Job, tick_ms: int, values: ValueModel = DEFAULT_VALUES) -> float:
-    """v_j(t) in EUR (without the must-place bonus)."""
-    rate = values.base_value_per_compute_hour * values.priority_growth ** (9 - job.priority)
-    urgency = 0.0
-    if job.deadline_ms is not None:
-        slack = job.deadline_ms - tick_ms
-        urgency = min(1.0, max(0.0, 1.0 - slack / values.urgency_horizon_ms))
-    return job.compute_hours * rate * (1.0 + values.urgency_boost * urgency)
+def start_grid(tick_ms: int, horizon_ms: int = DEFAULT_HORIZON_MS) -> tuple[int, ...]:
+    """Now, then every hour boundary after it up to ``tick + horizon``."""
+    first = (tick_ms // HOUR_MS + 1) * HOUR_MS
+    return (tick_ms, *range(first, tick_ms + horizon_ms + 1, HOUR_MS))
 
 
-def feasible(job: Job, site: SiteState) -> bool:
-    """Static feasibility of the pair (allow-list and size) — capacity sharing aside."""
-    return job.allows(site.site_id) and job.slots <= site.available_slots
+def greedy_order(jobs: Sequence[Job], tick_ms: int, tick_len_ms: int) -> list[int]:
+    """Priority order: last-chance jobs first, then priority, deadline, id."""
+    def key(j: int) -> tuple:
+        job = jobs[j]
+        dl = job.deadline_ms if job.deadline_ms is not None else math.inf
+        return (not last_chance(job, tick_ms, tick_len_ms), job.priority, dl, job.job_id)
+
+    return sorted(range(len(jobs)), key=key)
 
 
-@dataclass(frozen=True)
-class TickProblem:
-    """A tick's jobs and sites in canonical (sorted by id) order with all coefficients.
-
-    ``coef[j][s]`` is the objective coefficient of x[j, s], or None when infeasible.
-    Everything downstream iterates these sorted lists, so shuffled inputs give identical
-    models and identical plans.
-    """
-
-    jobs: tuple[Job, ...]  # eligible jobs, sorted by id
-    sites: tuple[SiteState, ...]  # sites with available slots, sorted by id
-    tick_ms: int
-    tick_len_ms: int
-    values: tuple[float, ...]
-    bonus: tuple[float, ...]
-    coef: tuple[tuple[float | None, ...], ...]
-    expired: tuple[str, ...]  # job ids whose deadline already passed (missed)
-
-
-def _canonical(
-    jobs: Iterable[Job], sites: Iterable[SiteState]
-) -> tuple[list[Job], list[SiteState]]:
+def _canonical(jobs: Iterable[Job], sites: Iterable[SitePlan]) -> tuple[list[Job], list[SitePlan]]:
     by_job: dict[str, Job] = {}
     for j in jobs:
         if j.job_id in by_job and by_job[j.job_id] != j:
             raise ValueError(f"job {j.job_id!r}: given twice with different fields")
         by_job[j.job_id] = j
-    by_site: dict[str, SiteState] = {}
+    by_site: dict[str, SitePlan] = {}
     for s in sites:
-        if s.site_id in by_site and by_site[s.site_id] != s:
-            raise ValueError(f"site {s.site_id!r}: given twice with different fields")
+        if s.site_id in by_site:
+            raise ValueError(f"site {s.site_id!r}: given twice")
         by_site[s.site_id] = s
     return [by_job[k] for k in sorted(by_job)], [by_site[k] for k in sorted(by_site)]
 
 
-def tick_problem(
-    jobs: Iterable[Job],
-    sites: Iterable[SiteState],
-    tick_ms: int,
-    tick_len_ms: int = DEFAULT_TICK_MS,
-    values: ValueModel = DEFAULT_VALUES,
-) -> TickProblem:
+@dataclass(frozen=True)
+class Reduction:
+    """Which options of each job enter the model: its ``top`` best overall, the ``per_site`` best
+    starts at every allowed site (room to move when a site fills up) and its cheapest start now.
+    Each job's best option is always kept, so a plan of every job at its best option that fits is
+    optimal for the full problem too."""
+
+    top: int = 8
+    per_site: int = 2
+
+
+DEFAULT_REDUCTION = Reduction()
+
+
+def plan_problem(jobs: Iterable[Job], sites: Iterable[SitePlan], tick_ms: int, *,
+                 tick_len_ms: int = DEFAULT_TICK_MS, horizon_ms: int = DEFAULT_HORIZON_MS,
+                 delay: DelayModel = DEFAULT_DELAY, reduction: Reduction = DEFAULT_REDUCTION) -> PlanProblem:
     if isinstance(tick_len_ms, bool) or not isinstance(tick_len_ms, int) or tick_len_ms <= 0:
         raise ValueError(f"tick_len_ms: must be a positive int, got {tick_len_ms!r}")
     all_jobs, all_sites = _canonical(jobs, sites)
-    expired = tuple(
-        j.job_id for j in all_jobs if j.submitted_ms <= tick_ms and is_expired(j, tick_ms)
-    )
-    js = [j for j in all_jobs if eligible(j, tick_ms)]
-    ss = [s for s in all_sites if s.available_slots > 0]
-    vals = [job_value(j, tick_ms, values) for j in js]
-    base = 1.0
-    for j, v in zip(js, vals, strict=True):
-        base += v + max((abs(j.compute_hours * s.cost_per_compute_hour) for s in ss), default=0.0)
-    bonus = [base * (10 - j.priority) if must_place(j, tick_ms, tick_len_ms) else 0.0 for j in js]
-    coef = tuple(
-        tuple(
-            j.compute_hours * s.cost_per_compute_hour - v - b if feasible(j, s) else None
-            for s in ss
-        )
-        for j, v, b in zip(js, vals, bonus, strict=True)
-    )
-    return TickProblem(
-        tuple(js), tuple(ss), tick_ms, tick_len_ms, tuple(vals), tuple(bonus), coef, expired
-    )
+    expired = tuple(j.job_id for j in all_jobs if j.submitted_ms <= tick_ms and is_expired(j, tick_ms))
+    js = [j for j in all_jobs if j.submitted_ms <= tick_ms and not is_expired(j, tick_ms)]
+    starts = start_grid(tick_ms, horizon_ms)
+    n_j, n_s, n_t = len(js), len(all_sites), len(starts)
+    if n_j == 0 or n_s == 0:
+        return PlanProblem(tick_ms, tick_len_ms, tuple(js), tuple(all_sites), starts, tuple(() for _ in js),
+                           tuple(0.0 for _ in js), frozenset(), expired, tuple(0.0 for _ in js),
+                           tuple(0.0 for _ in js))
+    grid = np.asarray(starts, dtype=np.float64)
+    dur = np.asarray([j.duration_ms for j in js], dtype=np.float64)
+    slots = np.asarray([j.slots for j in js], dtype=np.float64)
+    # cost[j, s, t]: the whole run, hour by hour, at every site and start (one vector call per site)
+    cost = np.empty((n_j, n_s, n_t))
+    known = np.empty((n_j, n_s, n_t))
+    for si, site in enumerate(all_sites):
+        cost[:, si, :] = site.curve.run_cost(grid[None, :], dur[:, None])
+        known[:, si, :] = site.curve.run_cost_known(grid[None, :], dur[:, None])
+    cost *= slots[:, None, None]
+    known *= slots[:, None, None]
+    avail = np.asarray([s.available_slots for s in all_sites])
+    cap = np.asarray([max(s.capacity_slots, s.available_slots) for s in all_sites])
+    site_ids = [s.site_id for s in all_sites]
+    allowed = np.asarray([[j.allows(sid) for sid in site_ids] for j in js]) & (slots[:, None] <= cap[None, :])
+    fits_now = allowed & (slots[:, None] <= avail[None, :])
+    last = np.asarray([latest_start(j, tick_ms, delay, horizon_ms) for j in js], dtype=np.float64)
+    in_time = grid[None, :] <= last[:, None]  # (j, t); t = 0 ("now") is always in time
+    ok = allowed[:, :, None] & in_time[:, None, :]
+    ok[:, :, 0] = fits_now
+    now_cost = np.where(fits_now, cost[:, :, 0], np.inf)
+    ref = np.abs(np.min(now_cost, axis=1))
+    no_room = ~np.isfinite(ref)
+    if no_room.any():  # nothing fits now: the cheapest allowed site now sets the scale
+        ref[no_room] = np.abs(np.min(np.where(allowed, cost[:, :, 0], np.inf), axis=1))[no_room]
+    ref[~np.isfinite(ref)] = 0.0
+    rate = np.asarray([delay.rate_per_hour[j.priority] for j in js])
+    wait_h = (grid[None, :] - np.asarray([j.submitted_ms for j in js], dtype=np.float64)[:, None]) / HOUR_MS
+    dly = (rate * ref)[:, None] * wait_h  # (j, t)
+    coef = np.where(ok, cost + dly[:, None, :], np.inf)
+    flat = coef.reshape(n_j, n_s * n_t)
+    # canonical order of a job's options: coef, then site (sorted by id), then start
+    order = np.argsort(flat, axis=1, kind="stable")
+    best_site = np.argsort(coef, axis=2, kind="stable")[:, :, : reduction.per_site]  # (j, s, k)
+    options: list[tuple[Option, ...]] = []
+    for jn in range(n_j):
+        row = flat[jn]
+        keep = {int(i) for i in order[jn, : reduction.top] if np.isfinite(row[i])}
+        for si in np.flatnonzero(allowed[jn]):
+            keep.update(int(si * n_t + ti) for ti in best_site[jn, si] if np.isfinite(coef[jn, si, ti]))
+        if fits_now[jn].any():
+            keep.add(int(np.argmin(now_cost[jn])) * n_t)
+        opts = sorted(keep, key=lambda i, row=row: (row[i], i))
+        options.append(tuple(Option(i // n_t, starts[i % n_t], float(cost[jn, i // n_t, i % n_t]),
+                                    float(known[jn, i // n_t, i % n_t]), float(dly[jn, i % n_t])) for i in opts))
+    base = 1.0 + sum(max((abs(o.cost + o.delay) for o in opts), default=0.0) for opts in options)
+    bonus = tuple(base * (10 - j.priority) for j in js)
+    # greedy by priority at the last chance: the jobs it starts now must start now in every plan
+    free = avail.copy()
+    forced = set()
+    for jn in greedy_order(js, tick_ms, tick_len_ms):
+        job = js[jn]
+        if not last_chance(job, tick_ms, tick_len_ms):
+            break
+        room = [si for si in range(n_s) if fits_now[jn, si] and free[si] >= job.slots]
+        if room:
+            best = min(room, key=lambda si: (all_sites[si].curve.rate_now(), si))  # greedy's rule
+            free[best] -= job.slots
+            forced.add(job.job_id)
+            if not any(o.site == best and o.start_ms == tick_ms for o in options[jn]):
+                options[jn] = (*options[jn], Option(best, tick_ms, float(cost[jn, best, 0]),
+                                                    float(known[jn, best, 0]), float(dly[jn, 0])))
+    return PlanProblem(tick_ms, tick_len_ms, tuple(js), tuple(all_sites), starts, tuple(options), bonus,
+                       frozenset(forced), expired, tuple(float(r) for r in ref),
+                       tuple(float(d) for d in rate * ref))
 
 
-def evaluate_objective(
-    plan: Plan,
-    jobs: Iterable[Job],
-    sites: Iterable[SiteState],
-    tick_ms: int,
-    *,
-    tick_len_ms: int = DEFAULT_TICK_MS,
-    values: ValueModel = DEFAULT_VALUES,
-) -> float:
-    """The objective (lower is better) of ``plan`` — the same function for every planner.
-
-    Raises ValueError if the plan breaks a constraint (see :func:`plan_violations`)."""
-    prob = tick_problem(jobs, sites, tick_ms, tick_len_ms, values)
-    return objective_of(prob, plan)
+def usage(prob: PlanProblem, chosen: Mapping[int, Option]) -> np.ndarray:
+    """Slots planned at every (site, start point)."""
+    used = np.zeros((len(prob.sites), len(prob.starts)), dtype=np.int64)
+    for jn, o in chosen.items():
+        end = o.start_ms + prob.jobs[jn].duration_ms
+        lo = bisect.bisect_left(prob.starts, o.start_ms)
+        hi = bisect.bisect_left(prob.starts, end)
+        used[o.site, lo:hi] += prob.jobs[jn].slots
+    return used
 
 
-def objective_of(prob: TickProblem, plan: Plan) -> float:
-    bad = violations_of(prob, plan)
-    if bad:
-        raise ValueError("infeasible plan: " + "; ".join(bad[:3]))
-    j_index = {j.job_id: i for i, j in enumerate(prob.jobs)}
-    s_index = {s.site_id: i for i, s in enumerate(prob.sites)}
-    total = 0.0
-    for job_id in sorted(plan):  # fixed summation order: identical plans, identical floats
-        c = prob.coef[j_index[job_id]][s_index[plan[job_id]]]
-        assert c is not None
-        total += c
-    return total
+def free_slots(prob: PlanProblem) -> np.ndarray:
+    """Slots free at every (site, start point) before the plan."""
+    return np.asarray([[s.free_at(p, prob.tick_ms) for p in prob.starts] for s in prob.sites], dtype=np.int64)
 
 
-def plan_violations(
-    plan: Plan,
-    jobs: Iterable[Job],
-    sites: Iterable[SiteState],
-    tick_ms: int,
-    *,
-    tick_len_ms: int = DEFAULT_TICK_MS,
-) -> list[str]:
-    """Human-readable constraint violations of ``plan`` (empty when feasible)."""
-    return violations_of(tick_problem(jobs, sites, tick_ms, tick_len_ms), plan)
-
-
-def violations_of(prob: TickProblem, plan: Plan) -> list[str]:
-    jobs = {j.job_id: j for j in prob.jobs}
-    sites = {s.site_id: s for s in prob.sites}
-    out: list[str] = []
-    used: dict[str, int] = {}
-    for job_id, site_id in sorted(plan.items()):
-        job = jobs.get(job_id)
-        site = sites.get(site_id)
-        if job is None:
-            out.append(f"{job_id}: not eligible at this tick (unknown, future or expired)")
-            continue
-        if site is None:
-            out.append(f"{job_id}: site {site_id!r} unknown or without available slots")
-            continue
-        if not job.allows(site_id):
-            out.append(f"{job_id}: site {site_id!r} not in its allow-list")
-        used[site_id] = used.get(site_id, 0) + job.slots
-    for site_id, n in sorted(used.items()):
-        if n > sites[site_id].available_slots:
-            out.append(
-                f"site {site_id!r}: {n} slots placed > {sites[site_id].available_slots} available"
-            )
+def usage_violations(prob: PlanProblem, chosen: Mapping[int, Option]) -> list[str]:
+    """Rule and capacity violations of a plan given as {job index: option} (empty when feasible)."""
+    out = []
+    for jn, o in chosen.items():
+        job, site = prob.jobs[jn], prob.sites[o.site]
+        if not job.allows(site.site_id):
+            out.append(f"{job.job_id}: site {site.site_id!r} not in its allow-list")
+        if o.start_ms not in prob.starts:
+            out.append(f"{job.job_id}: start {o.start_ms} is not on the start grid")
+    for jn, job in enumerate(prob.jobs):
+        if job.job_id in prob.forced and (jn not in chosen or chosen[jn].start_ms != prob.tick_ms):
+            out.append(f"{job.job_id}: at its last chance and greedy starts it now, but the plan does not")
+    if prob.sites and prob.starts:
+        over = np.argwhere(usage(prob, chosen) > free_slots(prob))
+        for si, pi in over[:5]:
+            out.append(f"site {prob.sites[si].site_id!r}: over capacity at {prob.starts[pi]}")
     return out
 
 
-def plan_cost(plan: Plan, jobs: Iterable[Job], sites: Iterable[SiteState]) -> float:
-    """EUR cost of a plan: sum of compute_hours x cost per compute-hour of the chosen site."""
-    jmap = {j.job_id: j for j in jobs}
-    smap = {s.site_id: s for s in sites}
-    return sum(jmap[j].compute_hours * smap[plan[j]].cost_per_compute_hour for j in sorted(plan))
+def objective_of(prob: PlanProblem, chosen: Mapping[int, Option]) -> float:
+    """The objective (lower is better) of a plan; raises ValueError when it breaks a rule."""
+    bad = usage_violations(prob, chosen)
+    if bad:
+        raise ValueError("infeasible plan: " + "; ".join(bad[:3]))
+    return sum(prob.coef(jn, chosen[jn]) for jn in sorted(chosen))  # fixed order: identical floats
 
 
-def missed_jobs(prob: TickProblem, plan: Plan) -> list[str]:
-    """Expired jobs plus last-chance jobs this plan leaves unplaced, sorted."""
-    late = [
-        j.job_id
-        for j in prob.jobs
-        if j.job_id not in plan and last_chance(j, prob.tick_ms, prob.tick_len_ms)
-    ]
+def as_plan(prob: PlanProblem, chosen: Mapping[int, Option]) -> dict[str, tuple[str, int]]:
+    return {prob.jobs[jn].job_id: (prob.sites[o.site].site_id, o.start_ms) for jn, o in sorted(chosen.items())}
+
+
+def from_plan(prob: PlanProblem, plan: Plan) -> dict[int, Option]:
+    """{job index: option} of a plan {job_id: (site_id, start)}; KeyError if not an option."""
+    j_index = {j.job_id: i for i, j in enumerate(prob.jobs)}
+    out = {}
+    for jid, (sid, start) in plan.items():
+        jn = j_index[jid]
+        out[jn] = next(o for o in prob.options[jn] if prob.sites[o.site].site_id == sid and o.start_ms == start)
+    return out
+
+
+def missed_jobs(prob: PlanProblem, starting_now: Iterable[str]) -> list[str]:
+    """Expired jobs plus last-chance jobs that do not start now, sorted."""
+    now = set(starting_now)
+    late = [j.job_id for j in prob.jobs if j.job_id not in now and last_chance(j, prob.tick_ms, prob.tick_len_ms)]
     return sorted(set(prob.expired) | set(late))
-
-
-def by_id(items: Sequence[SiteState]) -> dict[str, SiteState]:
-    return {s.site_id: s for s in items}

@@ -24,9 +24,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-_new_object = object.__new__
-_object_setattr = object.__setattr__
-
 
 @dataclass(frozen=True)
 class Offer:
@@ -35,12 +32,9 @@ class Offer:
     valid_to_ms: int | None = None
     currency: str = ""
     source: str = ""
+    published_ms: int | None = None  # when the market published it (None: known from valid_from)
 
     def __post_init__(self) -> None:
-        vf, vt = self.valid_from_ms, self.valid_to_ms
-        if type(vf) is int and type(self.price_per_mwh) is float and math.isfinite(self.price_per_mwh) and (
-                vt is None or (type(vt) is int and vt > vf)):
-            return  # the common valid case, decided with fewer checks
         if isinstance(self.valid_from_ms, bool) or not isinstance(self.valid_from_ms, int):
             raise ValueError(f"valid_from: must be epoch ms (int), got {self.valid_from_ms!r}")
         p = self.price_per_mwh
@@ -51,20 +45,14 @@ class Offer:
                 raise ValueError(f"valid_to: must be epoch ms (int), got {self.valid_to_ms!r}")
             if self.valid_to_ms <= self.valid_from_ms:
                 raise ValueError("valid_to: must be after valid_from")
+        if self.published_ms is not None and (isinstance(self.published_ms, bool)
+                                              or not isinstance(self.published_ms, int)):
+            raise ValueError(f"published_at: must be epoch ms (int), got {self.published_ms!r}")
 
-    @classmethod
-    def checked(cls, valid_from_ms: int, price_per_mwh: float, valid_to_ms: int | None = None, currency: str = "",
-                source: str = "") -> Offer:
-        """``Offer(...)`` with the same checks and errors, cheaper for the common, valid case
-        (epoch-ms ints, a finite float price): the frozen dataclass's setattr calls and
-        ``__post_init__`` are skipped only when they would accept the values."""
-        if type(valid_from_ms) is int and type(price_per_mwh) is float and math.isfinite(price_per_mwh) and (
-                valid_to_ms is None or (type(valid_to_ms) is int and valid_to_ms > valid_from_ms)):
-            offer = _new_object(cls)
-            _object_setattr(offer, "__dict__", {"valid_from_ms": valid_from_ms, "price_per_mwh": price_per_mwh,
-                                                "valid_to_ms": valid_to_ms, "currency": currency, "source": source})
-            return offer
-        return cls(valid_from_ms, price_per_mwh, valid_to_ms, currency, source)
+    @property
+    def known_from_ms(self) -> int:
+        """From when the offer is known: its publication, else its start."""
+        return self.valid_from_ms if self.published_ms is None else self.published_ms
 
     def end_ms(self, default_interval_ms: int) -> int:
         """Exclusive end of validity."""
@@ -87,6 +75,7 @@ class Offer:
             "valid_to_ms": self.valid_to_ms,
             "currency": self.currency,
             "source": self.source,
+            "published_ms": self.published_ms,
         }
 
     @classmethod
@@ -97,6 +86,7 @@ class Offer:
             valid_to_ms=None if d.get("valid_to_ms") is None else int(d["valid_to_ms"]),
             currency=str(d.get("currency") or ""),
             source=str(d.get("source") or ""),
+            published_ms=None if d.get("published_ms") is None else int(d["published_ms"]),
         )
 
 
@@ -189,6 +179,14 @@ class OfferBook:
         del self._starts[:i]
         del self._offers[:i]
         return i
+
+    def known(self, t_ms: int, since_ms: int) -> tuple[tuple[int, int, float], ...]:
+        """(valid_from, end, price) of the offers known at ``t_ms`` (published by then) that can
+        matter from ``since_ms`` on, sorted: the input of udfs.forecast.price_curve."""
+        i = max(0, bisect.bisect_right(self._starts, since_ms) - 1)
+        iv = self.default_interval_ms
+        return tuple((o.valid_from_ms, o.end_ms(iv), o.price_per_mwh) for o in self._offers[i:]
+                     if o.known_from_ms <= t_ms)
 
     def next_change_ms(self, t_ms: int) -> int | None:
         """The next instant after ``t_ms`` at which ``in_force`` may change (a timer hint)."""

@@ -21,6 +21,12 @@ DEAD_LETTER_RAW_BYTES = 4096  # the contract keeps the first 4 KiB of a bad reco
 MAX_ID_LEN = 128
 TEMP_RANGE_C = (-90.0, 70.0)  # beyond the records ever observed on Earth: a sensor or unit error
 MAX_PRICE_PER_MWH = 100_000.0  # far above any market cap (EPEX SPOT's is 4,000 EUR/MWh)
+# Prices below zero are real (day-ahead markets clear negative when wind and solar flood the grid;
+# EPEX SPOT's floor is -500 EUR/MWh); this bound only catches unit errors.
+MIN_PRICE_PER_MWH = -100_000.0
+# Weather without rel_humidity: a mid value, where the cooling model adds no humidity penalty
+# (udfs.cooling's humidity_ref_rh is 60 %), so a missing reading never makes a site look dearer.
+DEFAULT_REL_HUMIDITY = 50.0
 
 
 class RecordError(ValueError):
@@ -124,118 +130,30 @@ def _optional_text(rec: dict[str, Any], field: str) -> None:
 
 
 def parse_price(rec: dict[str, Any], known_sites: Container[str] | None = None) -> ParsedRecord:
-    fast = _fast_price(rec, known_sites)
-    if fast is not None:
-        return fast
     site_id = _site(rec, known_sites)
-    # Negative day-ahead prices exist, but the cost model would then pay jobs to run: refuse them
-    # explicitly rather than let one surprise the optimizer.
-    price = _number(rec, "price_per_mwh", 0.0, MAX_PRICE_PER_MWH)
+    price = _number(rec, "price_per_mwh", MIN_PRICE_PER_MWH, MAX_PRICE_PER_MWH)
     valid_from = _ts(rec, "valid_from")
     valid_to = _ts(rec, "valid_to", required=False)
     if valid_to is not None and valid_to <= valid_from:  # type: ignore[operator]
         raise RecordError("valid_to: not after valid_from")
+    # published_at: when the market published it (a day-ahead offer, a day early); the event time
+    published = _ts(rec, "published_at", required=False)
+    if published is not None and published > valid_from:  # type: ignore[operator]
+        raise RecordError("published_at: after valid_from")
     _optional_text(rec, "currency")
     _optional_text(rec, "source")
-    out = dict(rec, price_per_mwh=price, valid_from_ms=valid_from, valid_to_ms=valid_to)
-    return ParsedRecord(topics.PRICES, site_id, valid_from, out)  # type: ignore[arg-type]
+    out = dict(rec, price_per_mwh=price, valid_from_ms=valid_from, valid_to_ms=valid_to, published_at_ms=published)
+    event = valid_from if published is None else published
+    return ParsedRecord(topics.PRICES, site_id, event, out)  # type: ignore[arg-type]
 
 
 def parse_weather(rec: dict[str, Any], known_sites: Container[str] | None = None) -> ParsedRecord:
-    fast = _fast_weather(rec, known_sites)
-    if fast is not None:
-        return fast
     site_id = _site(rec, known_sites)
     observed = _ts(rec, "observed_at")
     temp = _number(rec, "temp_c", *TEMP_RANGE_C)
-    rh = _number(rec, "rel_humidity", 0.0, 100.0)
-    out = dict(rec, temp_c=temp, rel_humidity=rh, observed_at_ms=observed)
+    rh = _number(rec, "rel_humidity", 0.0, 100.0, required=False)
+    out = dict(rec, temp_c=temp, rel_humidity=DEFAULT_REL_HUMIDITY if rh is None else rh, observed_at_ms=observed)
     return ParsedRecord(topics.WEATHER, site_id, observed, out)  # type: ignore[arg-type]
-
-
-# ---------------------------------------------------------------------- fast paths
-# The two topics with a record per site and hour (or 5 minutes). A record every check of the
-# plain parser accepts gives the same ParsedRecord here, without the helper calls; anything
-# else (a missing or odd field, a value out of range) returns None and the plain parser
-# decides, with its own error message.
-
-_new_object = object.__new__
-_object_setattr = object.__setattr__
-
-
-def _parsed(topic: str, key: str, event_ms: int, record: dict[str, Any]) -> ParsedRecord:
-    """ParsedRecord(topic, key, event_ms, record), without the frozen dataclass's setattr calls."""
-    parsed = _new_object(ParsedRecord)
-    _object_setattr(parsed, "__dict__", {"topic": topic, "key": key, "event_ms": event_ms, "record": record})
-    return parsed
-
-
-def _fast_site(rec: dict[str, Any], known_sites: Container[str] | None) -> str | None:
-    site_id = rec.get("site_id")
-    if type(site_id) is str and 0 < len(site_id) <= MAX_ID_LEN and site_id.strip() and (
-            known_sites is None or site_id in known_sites):
-        return site_id
-    return None
-
-
-def _fast_float(value: Any, lo: float, hi: float) -> float | None:
-    """float(value) when _number(..., lo, hi) accepts it, else None (NaN fails the range test)."""
-    t = type(value)
-    if t is float:
-        return value if lo <= value <= hi else None
-    if t is int and lo <= value <= hi:
-        return float(value)
-    return None
-
-
-def _fast_ts(value: Any) -> int | None:
-    if type(value) is not str:
-        return None
-    try:
-        return parse_ts_ms(value)
-    except ValueError:
-        return None
-
-
-def _fast_price(rec: dict[str, Any], known_sites: Container[str] | None) -> ParsedRecord | None:
-    site_id = _fast_site(rec, known_sites)
-    if site_id is None:
-        return None
-    price = _fast_float(rec.get("price_per_mwh"), 0.0, MAX_PRICE_PER_MWH)
-    if price is None:
-        return None
-    valid_from = _fast_ts(rec.get("valid_from"))
-    if valid_from is None:
-        return None
-    raw_to = rec.get("valid_to")
-    if raw_to is None:
-        valid_to = None
-    else:
-        valid_to = _fast_ts(raw_to)
-        if valid_to is None or valid_to <= valid_from:
-            return None
-    currency, source = rec.get("currency"), rec.get("source")
-    if (currency is not None and not isinstance(currency, str)) or (source is not None and not isinstance(source, str)):
-        return None
-    out = dict(rec, price_per_mwh=price, valid_from_ms=valid_from, valid_to_ms=valid_to)
-    return _parsed(topics.PRICES, site_id, valid_from, out)
-
-
-def _fast_weather(rec: dict[str, Any], known_sites: Container[str] | None) -> ParsedRecord | None:
-    site_id = _fast_site(rec, known_sites)
-    if site_id is None:
-        return None
-    observed = _fast_ts(rec.get("observed_at"))
-    if observed is None:
-        return None
-    temp = _fast_float(rec.get("temp_c"), *TEMP_RANGE_C)
-    if temp is None:
-        return None
-    rh = _fast_float(rec.get("rel_humidity"), 0.0, 100.0)
-    if rh is None:
-        return None
-    out = dict(rec, temp_c=temp, rel_humidity=rh, observed_at_ms=observed)
-    return _parsed(topics.WEATHER, site_id, observed, out)
 
 
 def parse_status(rec: dict[str, Any], known_sites: Container[str] | None = None) -> ParsedRecord:
@@ -274,7 +192,13 @@ def parse_job(rec: dict[str, Any], known_sites: Container[str] | None = None) ->
                 unknown = sorted({s for s in sites if s not in known_sites})
                 if unknown:
                     raise RecordError(f"sites: unknown site {unknown[0]!r}")
-            out["sites"] = sorted(set(sites))
+            out["sites"] = list(dict.fromkeys(sites))  # order kept: the first is the default home
+        home = rec.get("home")
+        if home is not None:
+            if not isinstance(home, str) or not home:
+                raise RecordError("home: not a site id")
+            if known_sites is not None and home not in known_sites:
+                raise RecordError(f"home: unknown site {home!r}")
     return ParsedRecord(topics.JOBS, job_id, submitted, out)  # type: ignore[arg-type]
 
 

@@ -1,9 +1,10 @@
 """Event-time state of one site: offers, weather and status history, de-duplication.
 
-The Flink site operator keeps one :class:`SiteTracker` per ``site_id`` in keyed state (as the
-plain dict of :meth:`to_state`) and asks it, at each tick, for the site's inputs at that
-instant. Everything is indexed by event time, so the answer does not depend on arrival order:
-events that arrive after a tick's timer fired (beyond the watermark) are counted as late.
+udfs.tick_engine keeps one :class:`SiteTracker` per ``site_id`` and asks it, at each tick, for the
+site's inputs at that instant: the offer in force, the offers known by then (published, kept
+from a day back for the forecast: udfs.forecast), the latest weather and status. Everything is
+indexed by event time, so the answer does not depend on arrival order: records that arrive
+behind the watermark are counted as late.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ import bisect
 import hashlib
 import json
 from dataclasses import dataclass
-from json.encoder import c_make_encoder as _c_make_encoder
-from json.encoder import encode_basestring_ascii as _encode_basestring_ascii
 from typing import Any
 
 from udfs import topics
+from udfs.forecast import HISTORY_MS
 from udfs.offers import Offer, OfferBook
 from udfs.records import ParsedRecord
 
@@ -25,8 +25,6 @@ DUPLICATE = "duplicate"
 LATE = "late"
 
 _INF = float("inf")
-_new_object = object.__new__
-_object_setattr = object.__setattr__
 
 # Weather older than this at a tick is too stale to price cooling with (TMY data is hourly).
 DEFAULT_MAX_WEATHER_AGE_MS = 3 * 3_600_000
@@ -39,13 +37,7 @@ def tick_at_or_after(t_ms: int, tick_len_ms: int) -> int:
 
 def fingerprint(parsed: ParsedRecord) -> str:
     """Same key, event time and content -> same fingerprint (the duplicate rule)."""
-    if _c_make_encoder is not None:
-        # what json.dumps(record, sort_keys=True, separators=(",", ":"), default=str) writes,
-        # without building a JSONEncoder per record
-        body = "".join(_c_make_encoder({}, str, _encode_basestring_ascii, None, ":", ",", True, False, True)(
-            parsed.record, 0))
-    else:
-        body = json.dumps(parsed.record, sort_keys=True, separators=(",", ":"), default=str)
+    body = json.dumps(parsed.record, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha1(f"{parsed.topic}|{parsed.key}|{parsed.event_ms}|{body}".encode()).hexdigest()[:20]
 
 
@@ -62,6 +54,8 @@ class SiteInputs:
     rel_humidity: float | None
     online: bool
     capacity_slots: int | None  # from site-status; None: the catalogue's value
+    # (valid_from, end, price) of the offers known at the tick, from a day back: udfs.forecast's input
+    offers: tuple[tuple[int, int, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -99,12 +93,14 @@ class SiteTracker:
     def apply(self, parsed: ParsedRecord, fp: str | None = None) -> None:
         """Apply a record :meth:`classify` accepted. Only records at or before a tick change the
         site's inputs at that tick, so records may be applied in any order, as late as that tick."""
-        self.seen[fp or fingerprint(parsed)] = parsed.event_ms
         rec = parsed.record
+        # remembered until it can no longer arrive on time: an offer until it is in force
+        relevant_ms = rec["valid_from_ms"] if parsed.topic == topics.PRICES else parsed.event_ms
+        self.seen[fp or fingerprint(parsed)] = relevant_ms
         if parsed.topic == topics.PRICES:
-            self.offers.add(Offer.checked(valid_from_ms=rec["valid_from_ms"], price_per_mwh=rec["price_per_mwh"],
-                                          valid_to_ms=rec.get("valid_to_ms"), currency=rec.get("currency") or "",
-                                          source=rec.get("source") or ""))
+            self.offers.add(Offer(valid_from_ms=rec["valid_from_ms"], price_per_mwh=rec["price_per_mwh"],
+                                  valid_to_ms=rec.get("valid_to_ms"), currency=rec.get("currency") or "",
+                                  source=rec.get("source") or "", published_ms=rec.get("published_at_ms")))
         elif parsed.topic == topics.WEATHER:
             _insort(self.weather, (parsed.event_ms, rec["temp_c"], rec["rel_humidity"]))
         elif parsed.topic == topics.SITE_STATUS:
@@ -141,13 +137,8 @@ class SiteTracker:
             online, capacity = s[1], s[2]
         else:
             online, capacity = True, None
-        # what SiteInputs(...) builds, without the frozen dataclass's nine object.__setattr__ calls
-        inputs = _new_object(SiteInputs)
-        _object_setattr(inputs, "__dict__", {
-            "site_id": self.site_id, "tick_ms": tick_ms, "price_per_mwh": price, "offer_valid_to_ms": valid_to,
-            "currency": currency, "temp_c": temp, "rel_humidity": rh, "online": online,
-            "capacity_slots": capacity})
-        return inputs
+        return SiteInputs(self.site_id, tick_ms, price, valid_to, currency, temp, rh, online, capacity,
+                          offers.known(tick_ms, tick_ms - HISTORY_MS))
 
     def keeps_ticking_after(self, tick_ms: int) -> bool:
         """Whether the tick after ``tick_ms`` is worth emitting: an offer is in force at ``tick_ms``.
@@ -160,7 +151,7 @@ class SiteTracker:
 
     def prune(self, watermark_ms: int) -> None:
         """Forget what can no longer change an answer at or after the watermark."""
-        self.offers.prune(watermark_ms)
+        self.offers.prune(watermark_ms - HISTORY_MS)  # a day back stays for the forecast
         self.weather = _keep_from_latest(self.weather, watermark_ms)
         self.status = _keep_from_latest(self.status, watermark_ms)
         # a re-delivered copy older than the watermark is late anyway: no need to remember it
