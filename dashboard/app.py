@@ -172,9 +172,9 @@ def kpi_tiles(k: Kpis) -> None:
     row = st.columns(6)
     row[0].metric("Dispatched", fmt(k.dispatched), help="Jobs placed on a site (dispatch topic).")
     row[1].metric(
-        "Pending", fmt(k.pending),
-        help="Submitted and neither decided nor cancelled yet. "
-        + (f"The pipeline counted {k.pipeline_pending} at its last tick." if k.pipeline_pending is not None else ""),
+        "Pending", k.pending_text(),
+        help="Submitted and neither decided nor cancelled yet, as read so far: the job queue below. "
+        "Shown once the page has read the topics' backlog (a job may be read before its decision).",
     )
     row[2].metric("Missed deadlines", fmt(k.missed_deadline))
     row[3].metric("Cancelled / rejected", f"{k.cancelled} / {k.rejected}")
@@ -224,15 +224,16 @@ PENDING_ORDER = {
 
 
 def live_view() -> None:
-    result = reader.poll()
-    with reader.lock:
+    result = reader.poll(max_records=CONFIG.max_records_per_refresh)
+    with reader.lock:  # one snapshot: every number on the page comes from the same read
         state = reader.state
-        k = state.kpis(reader.lag_by_topic if reader.connected else None)
+        pending = state.pending_jobs()
+        k = state.kpis(reader.lag_by_topic if reader.connected else None, pending=pending, backlog=reader.backlog)
+        backlog_total, records_read = reader.backlog_total, reader.records_read
         hints = state.hints(reader.missing_topics if reader.connected else ())
         empty = state.empty
         now_ms = state.event_time_ms
         costs = state.current_costs(catalogue)
-        pending = state.pending_jobs()
         decisions = state.latest_decisions(limit=100)
         cost_rows = state.cost_series()
         recent_dead = list(state.recent_dead)
@@ -248,10 +249,18 @@ def live_view() -> None:
         st.warning(msg + "; showing the data read so far.", icon=":material/power_off:")
     st.caption(
         f"Pipeline event time: **{format_ts(now_ms) if now_ms else DASH}** · page refreshed "
-        f"{datetime.now(UTC).strftime('%H:%M:%S')} UTC · {reader.records_read} records read"
+        f"{datetime.now(UTC).strftime('%H:%M:%S')} UTC · {records_read} records read"
     )
-    for hint in hints:
-        st.info(hint, icon=":material/info:")
+    if k.catching_up:
+        st.info(
+            f"Catching up: {k.backlog:,} records behind ({backlog_total - (k.backlog or 0):,} of the "
+            f"{backlog_total:,} that were in the topics when the page started read so far). Counts are "
+            "partial until then, and the pending count is shown once they are read.",
+            icon=":material/hourglass_top:",
+        )
+    else:
+        for hint in hints:  # while catching up, "nothing yet" would only mean "not read yet"
+            st.info(hint, icon=":material/info:")
     if catalogue_problem:
         st.warning(f"{catalogue_problem}: the map needs the site coordinates.")
 
@@ -309,7 +318,9 @@ def live_view() -> None:
 
     left, right = st.columns(2)
     with left:
-        st.subheader(f"Job queue: {len(pending)} pending")
+        st.subheader("Job queue: catching up" if k.catching_up else f"Job queue: {k.pending_text()} pending")
+        if k.catching_up:
+            st.caption("Jobs read so far with no decision read yet: many may be decided in records still to read.")
         order = st.selectbox("Order by", options=list(PENDING_ORDER), key="pending_order")
         df = pd.DataFrame(pending, columns=[
             "job_id", "priority", "compute_hours", "slots", "submitted_at", "age_min", "deadline",

@@ -75,6 +75,7 @@ class DashboardConfig:
     topic_overrides: tuple[tuple[str, str], ...] = ()
     refresh_s: float = 3.0
     history_points: int = 4000
+    max_records_per_refresh: int = 200_000
     synthetic_sites: tuple[str, ...] = DEFAULT_SYNTHETIC_SITES
 
     @classmethod
@@ -91,6 +92,9 @@ class DashboardConfig:
             topic_overrides=overrides,
             refresh_s=max(0.5, float(env.get("GRD_DASHBOARD_REFRESH_S", cls.refresh_s))),
             history_points=max(10, int(env.get("GRD_DASHBOARD_HISTORY", cls.history_points))),
+            max_records_per_refresh=max(
+                1, int(env.get("GRD_DASHBOARD_MAX_RECORDS", cls.max_records_per_refresh))
+            ),
             synthetic_sites=(
                 tuple(s.strip() for s in synthetic.split(",") if s.strip())
                 if synthetic is not None
@@ -232,6 +236,17 @@ class Kpis:
     duplicates: float | None = None
     lag: int | None = None
     lag_by_topic: dict[str, int] = field(default_factory=dict)
+    # Records still to read of those the topics held when the page started (None: caught up).
+    backlog: int | None = None
+
+    @property
+    def catching_up(self) -> bool:
+        return self.backlog is not None
+
+    def pending_text(self) -> str:
+        """The one pending count the page shows (tile and queue heading): none while catching up,
+        when jobs may have been read before the decisions about them."""
+        return "catching up" if self.catching_up else f"{self.pending:,}"
 
 
 class DashboardState:
@@ -494,13 +509,21 @@ class DashboardState:
                 rows.append({"tick": format_ts(tick_ms), **{f"cum_{k}": v for k, v in totals.items()}})
         return rows
 
-    def kpis(self, lag_by_topic: Mapping[str, int] | None = None) -> Kpis:
+    def kpis(
+        self,
+        lag_by_topic: Mapping[str, int] | None = None,
+        pending: list[dict[str, Any]] | None = None,
+        backlog: int | None = None,
+    ) -> Kpis:
+        """The tiles. ``pending``: the rows of ``pending_jobs()`` when the caller already has them
+        (the page shows that list and counts it: one source for both); ``backlog``: see Kpis."""
         k = Kpis(
             dispatched=self.status_counts.get("dispatched", 0),
             cancelled=self.status_counts.get("cancelled", 0),
             missed_deadline=self.status_counts.get("missed-deadline", 0),
             rejected=self.status_counts.get("rejected", 0),
-            pending=len(self.pending_jobs()),
+            pending=len(self.pending_jobs() if pending is None else pending),
+            backlog=backlog,
             dead_letters=self.dead_letters,
             ticks=len({tick for tick, _ in self.metrics}),
         )
@@ -632,6 +655,18 @@ class TopicReader:
         self.last_poll_at: float | None = None
         self.records_read = 0
         self.lag_by_topic: dict[str, int] = {}
+        # Catching up: the end offsets of each partition when the reader first saw it, until it has
+        # read up to all of them (then `caught_up` stays True; later records are live updates).
+        self._backlog_ends: dict[Any, int] = {}
+        self._backlog_left: int | None = None
+        self.caught_up = False
+        self.backlog_total = 0
+
+    @property
+    def backlog(self) -> int | None:
+        """Records still to read (as of the last poll) of those the topics held when the reader first
+        saw them; None once it has read them all, or before it has seen any partition."""
+        return None if self.caught_up else self._backlog_left
 
     # -- connection -----------------------------------------------------------------------
     def _connect(self) -> None:
@@ -710,12 +745,18 @@ class TopicReader:
         deadline = time.monotonic() + budget_s
         new = 0
 
+        if not self.caught_up:
+            for tp in self._assigned:
+                if tp not in self._backlog_ends:
+                    self._backlog_ends[tp] = ends.get(tp) or 0
+                    self.backlog_total += max(0, self._backlog_ends[tp] - consumer.position(tp))
+
         def behind() -> list[Any]:
             return [tp for tp in self._assigned if consumer.position(tp) < (ends.get(tp) or 0)]
 
         lagging = behind()
         while lagging and new < max_records and time.monotonic() < deadline:
-            batches = consumer.poll(timeout_ms=200, max_records=5000)
+            batches = consumer.poll(timeout_ms=200, max_records=min(5000, max_records - new))
             for tp, records in batches.items():
                 kind = self._kind_of.get(tp.topic)
                 if kind is None:
@@ -729,6 +770,11 @@ class TopicReader:
         for tp in self._assigned:
             lag[tp.topic] = lag.get(tp.topic, 0) + max(0, (ends.get(tp) or 0) - consumer.position(tp))
         self.lag_by_topic = lag
+        if not self.caught_up:
+            self._backlog_left = sum(
+                max(0, end - consumer.position(tp)) for tp, end in self._backlog_ends.items() if tp in self._assigned
+            )
+            self.caught_up = self._backlog_left == 0
         return new
 
     def _end_offsets(self, partitions: list[Any], attempts: int = 10) -> dict[Any, int]:

@@ -119,6 +119,36 @@ def test_tiles_and_tables_show_the_scripted_numbers_and_refresh_incrementally(pa
     assert list(frame(at, "pending_table")["job_id"]) == ["j-006"]
 
 
+def test_while_catching_up_the_page_says_so_and_shows_one_pending_count(page_env, monkeypatch):
+    """Opened on a backlog it reads a few records per refresh (GRD_DASHBOARD_MAX_RECORDS): until it
+    has read what the topics held when it started it says how far behind it is, and neither the
+    Pending tile nor the queue heading shows a count; then both show the same one."""
+    bootstrap, prefix = page_env
+    R.produce(bootstrap, prefix, R.all_records())
+    per_refresh = 8
+    monkeypatch.setenv("GRD_DASHBOARD_MAX_RECORDS", str(per_refresh))
+
+    def queue_heading(at: AppTest) -> str:
+        (heading,) = [h.value for h in at.subheader if h.value.startswith("Job queue")]
+        return heading
+
+    at = run_page()
+    read = per_refresh
+    while read < R.RECORD_COUNT:
+        infos = [i.value for i in at.info]
+        assert any(f"Catching up: {R.RECORD_COUNT - read} records behind ({read} of the {R.RECORD_COUNT} " in i
+                   for i in infos), infos
+        assert not any("make " in i for i in infos)  # no "start the replay" hints for data not read yet
+        assert tiles(at)["Pending"] == "catching up" and queue_heading(at) == "Job queue: catching up"
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        read += per_refresh
+    assert not any("Catching up" in i.value for i in at.info)
+    assert f"{R.RECORD_COUNT} records read" in caption_text(at)
+    assert tiles(at)["Pending"] == R.EXPECTED["pending"] and queue_heading(at) == "Job queue: 2 pending"
+    assert tiles(at)["Dispatched"] == R.EXPECTED["dispatched"]
+
+
 def jobs_on_topic(bootstrap: str, prefix: str, expect: int) -> dict[str, list]:
     records = R.read_all(bootstrap, prefix + T.JOBS, expect)
     out: dict[str, list] = {}

@@ -19,6 +19,7 @@ from dashboard.data import (
     SITE_COSTS,
     DashboardConfig,
     DashboardState,
+    Kpis,
     TopicReader,
     load_catalogue,
     parse_catalogue,
@@ -288,10 +289,12 @@ class FakeConsumer:
 
     def poll(self, timeout_ms=0, max_records=None):
         out = {}
+        room = max_records if max_records is not None else 1 << 30
         for tp in self.assigned:
             log = self.topics[tp.topic][tp.partition]
             start = self.positions[tp]
-            batch = log[start:start + 2]  # small batches: the reader must loop
+            batch = log[start:start + min(2, room)]  # small batches: the reader must loop
+            room -= len(batch)
             if batch:
                 out[tp] = [Rec(v) for v in batch]
                 self.positions[tp] = start + len(batch)
@@ -336,6 +339,47 @@ def test_reader_budget_leaves_lag_visible():
     assert reader.lag_by_topic["site-costs"] == 6
     assert sorted(reader.missing_topics) == ["dead-letter", "dispatch", "jobs", "pipeline-metrics"]
     assert reader.poll().new_records == 6 and reader.lag_by_topic["site-costs"] == 0
+
+
+def test_reader_says_it_is_catching_up_until_it_has_read_what_was_there_at_start():
+    """A page opened on a backlog reads jobs before the decisions about them: until it has read up
+    to the end offsets it saw first it says how far behind it is and shows no pending count."""
+    cfg = DashboardConfig()
+    enc = lambda r: json.dumps(r).encode()  # noqa: E731
+    jobs = [enc(submit(f"j{i}", f"2018-07-01T10:0{i}:00Z")) for i in range(6)]
+    decisions = [enc(decision(f"j{i}", "dispatched", "2018-07-01T10:10:00Z")) for i in range(5)]
+    topics = {"jobs": [jobs], "dispatch": [decisions]}
+    reader = TopicReader(cfg, consumer_factory=lambda c: FakeConsumer(topics))
+    assert reader.backlog is None and not reader.caught_up  # nothing seen yet
+
+    assert reader.poll(max_records=4).new_records == 4
+    assert (reader.backlog, reader.backlog_total) == (7, 11)
+    pending = reader.state.pending_jobs()
+    k = reader.state.kpis(reader.lag_by_topic, pending=pending, backlog=reader.backlog)
+    assert k.catching_up and k.pending == len(pending) and k.pending_text() == "catching up"
+
+    topics["jobs"][0].append(enc(submit("j9", "2018-07-01T10:11:00Z")))  # written after the page started
+    assert reader.poll(max_records=4).new_records == 4 and reader.backlog == 3
+    assert reader.poll(max_records=3).new_records == 3
+    assert reader.backlog is None and reader.caught_up and reader.lag_by_topic == {"jobs": 1, "dispatch": 0}
+    pending = reader.state.pending_jobs()
+    k = reader.state.kpis(reader.lag_by_topic, pending=pending, backlog=reader.backlog)
+    assert not k.catching_up and k.pending_text() == "1" == str(len(pending))  # j5: j9 not read yet
+
+    topics["dispatch"][0].extend([enc(decision("j5", "dispatched", "2018-07-01T10:15:00Z"))] * 3)
+    reader.poll(max_records=1)  # live updates after that are lag, not catching up again
+    assert reader.backlog is None and sum(reader.lag_by_topic.values()) == 3
+
+
+def test_pending_tile_and_queue_count_the_same_rows():
+    st = DashboardState()
+    for i in range(3):
+        st.apply(JOBS, submit(f"j{i}", f"2018-07-01T10:0{i}:00Z"))
+    pending = st.pending_jobs()
+    st.apply(DISPATCH, decision("j0", "dispatched", "2018-07-01T10:05:00Z"))  # read after the rows were taken
+    k = st.kpis(pending=pending)
+    assert k.pending == len(pending) == 3 and k.pending_text() == "3"
+    assert st.kpis().pending == 2 and Kpis(pending=1234).pending_text() == "1,234"
 
 
 def test_reader_without_broker_reports_and_retries():
