@@ -47,23 +47,27 @@ from udfs import topics
 from udfs.catalogue import load_catalogue
 from udfs.sharding import assign_shards
 
-EVENT_TIME_FIELD = {
-    topics.PRICES: "valid_from",
-    topics.WEATHER: "observed_at",
-    topics.SITE_STATUS: "at",
-    topics.JOBS: "submitted_at",
+# The JSON fields that carry each topic's event time, first present wins (udfs.records says the
+# same): a price offer's publication when it has one (a day-ahead offer), else its start.
+EVENT_TIME_FIELDS = {
+    topics.PRICES: ("published_at", "valid_from"),
+    topics.WEATHER: ("observed_at",),
+    topics.SITE_STATUS: ("at",),
+    topics.JOBS: ("submitted_at",),
 }
 
 
-def event_time_sql(field: str) -> str:
-    """Event time from the raw JSON on the JVM: ISO-8601 (..Z) or epoch ms, else the Kafka record
-    timestamp, so a malformed record never has a NULL rowtime (it still reaches the dead-letter)."""
+def _ts_sql(field: str) -> str:
     value = f"JSON_VALUE(`v`, '$.{field}')"
-    return (
-        f"COALESCE(TO_TIMESTAMP_LTZ(TRY_CAST({value} AS BIGINT), 3), "
-        f"CAST(TRY_CAST(REPLACE(REPLACE({value}, 'T', ' '), 'Z', '') AS TIMESTAMP(3)) AS TIMESTAMP_LTZ(3)), "
-        f"`kafka_ts`)"
-    )
+    return (f"COALESCE(TO_TIMESTAMP_LTZ(TRY_CAST({value} AS BIGINT), 3), "
+            f"CAST(TRY_CAST(REPLACE(REPLACE({value}, 'T', ' '), 'Z', '') AS TIMESTAMP(3)) AS TIMESTAMP_LTZ(3)))")
+
+
+def event_time_sql(fields: tuple[str, ...]) -> str:
+    """Event time from the raw JSON on the JVM: the first of ``fields`` that parses (ISO-8601 ..Z
+    or epoch ms), else the Kafka record timestamp, so a malformed record never has a NULL rowtime
+    (it still reaches the dead-letter)."""
+    return f"COALESCE({', '.join(_ts_sql(f) for f in fields)}, `kafka_ts`)"
 
 
 def declare_sources(t_env: StreamTableEnvironment, cfg: JobConfig) -> None:
@@ -78,7 +82,7 @@ CREATE TEMPORARY TABLE `src_{topic}` (
   `kafka_partition` INT METADATA FROM 'partition' VIRTUAL,
   `kafka_offset` BIGINT METADATA FROM 'offset' VIRTUAL,
   `kafka_ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
-  `event_time` AS {event_time_sql(EVENT_TIME_FIELD[topic])},
+  `event_time` AS {event_time_sql(EVENT_TIME_FIELDS[topic])},
   WATERMARK FOR `event_time` AS `event_time` - {watermark_interval(cfg.out_of_orderness_s)}
 ) WITH (
   {with_clause(kafka_source_options(cfg, topic, "dispatch"))},

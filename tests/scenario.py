@@ -16,6 +16,13 @@ HOUR = 3_600_000
 SITES = ("ams", "trn", "sto")
 
 
+# ams and sto publish their afternoon and evening like a day-ahead auction: at 10:45, hours ahead
+# (event time = published_at), so the plan can wait for a cheaper hour it already knows.
+DAY_AHEAD_SITES = ("ams", "sto")
+PUBLISHED = DAY_START + 10 * HOUR + 45 * 60_000
+PUBLISHED_FROM_H = 12
+
+
 def offers(hours: int = 24, stop_site: str | None = None, stop_after_h: int | None = None) -> list[dict]:
     out = []
     for h in range(hours):
@@ -27,6 +34,8 @@ def offers(hours: int = 24, stop_site: str | None = None, stop_after_h: int | No
                    "currency": "EUR", "source": "scenario"}
             if h % 2 == 0:  # half with an explicit valid_to, half relying on the site's interval
                 rec["valid_to"] = format_ts(DAY_START + (h + 1) * HOUR)
+            if site in DAY_AHEAD_SITES and h >= PUBLISHED_FROM_H:
+                rec["published_at"] = format_ts(PUBLISHED)
             out.append(rec)
     return out
 
@@ -65,5 +74,8 @@ def jobs(n: int = 50, seed: int = 11, hours: int = 20) -> list[dict]:
 
 
 def event_ms(topic: str, rec: dict) -> int:
+    """The record's event time (udfs.records' rule): a price's published_at when it has one."""
+    if topic == "prices" and rec.get("published_at"):
+        return parse_ts_ms(rec["published_at"])
     field = {"prices": "valid_from", "weather": "observed_at", "site-status": "at", "jobs": "submitted_at"}[topic]
     return parse_ts_ms(rec[field])

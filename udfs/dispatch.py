@@ -347,8 +347,12 @@ def rejection_reason(job: Job, capacity_slots: Mapping[str, int]) -> str | None:
     return None
 
 
-def decision_records(result: DispatchResult, jobs: Iterable[Job], tick_ms: int) -> list[dict[str, Any]]:
-    """``dispatch`` topic records (CONTRACT.md) for this tick's dispatched and missed jobs."""
+def decision_records(result: DispatchResult, jobs: Iterable[Job], tick_ms: int,
+                     greedy_costs: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
+    """``dispatch`` topic records (CONTRACT.md) for this tick's dispatched and missed jobs.
+    ``greedy_costs``: what greedy would have paid for each job (the dispatcher prices it when the job
+    is first seen); default: greedy at this tick."""
+    greedy_costs = greedy_costs or {}
     jmap = {j.job_id: j for j in jobs}
     tick = format_ts(tick_ms)
     out: list[dict[str, Any]] = []
@@ -367,7 +371,8 @@ def decision_records(result: DispatchResult, jobs: Iterable[Job], tick_ms: int) 
             "expected_cost_known": round(p.cost_known, 6),  # on offers already published
             "expected_cost_forecast": round(p.cost - p.cost_known, 6),  # on udfs.forecast's forecast
             "cost_per_compute_hour": round(p.cost / job.compute_hours, 6),  # over the whole run
-            "greedy_cost": round(p.cost_now_best, 6),  # had it started at once at the cheapest site now
+            # had it started at once at the cheapest site with room (the greedy rule)
+            "greedy_cost": round(greedy_costs.get(job_id, p.cost_now_best), 6),
             "waited_h": round((tick_ms - job.submitted_ms) / 3_600_000, 3),
             "slots": job.slots,
             "solver": result.solver,

@@ -195,7 +195,8 @@ class Dispatcher:
                                 delay=cfg.delay, reduction=cfg.reduction)
             self._remember_first_sight(prob)
             result = solve_problem(prob, cfg)
-            out.decisions.extend(decision_records(result, jobs, tick_ms))
+            out.decisions.extend(decision_records(result, jobs, tick_ms,
+                                                  {jid: g for jid, (g, _) in self.first_sight.items()}))
             by_id = {j.job_id: j for j in jobs}
             for job_id, site_id in result.assignments.items():
                 job, p = by_id[job_id], result.plan[job_id]

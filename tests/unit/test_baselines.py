@@ -1,94 +1,76 @@
-"""Baselines: feasible plans, their definitions, scored by the shared objective."""
+"""Baselines: start-now plans on the same problem as the MILP, scored by the shared objective."""
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from udfs.baselines import (
-    evaluate_objective,
-    greedy_plan,
-    home_site,
-    local_only_plan,
-    plan_cost,
-    price_only_plan,
-    round_robin_plan,
-)
-from udfs.dispatch import solve_dispatch
-from udfs.objective import Job, SiteState, plan_violations
+from udfs import baselines
+from udfs.dispatch import DispatchConfig, solve_problem
+from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, objective_of, plan_problem, usage_violations
 
 T = 1_530_439_200_000
 
 
-def j(
-    jid: str,
-    prio: int = 5,
-    slots: int = 1,
-    sites: tuple[str, ...] | None = None,
-    hours: float = 2.0,
-) -> Job:
-    return Job(jid, hours, slots, prio, None, sites, T)
+def j(jid: str, prio: int = 5, slots: int = 1, sites: tuple[str, ...] | None = None, hours: float = 2.0,
+      home: str | None = None) -> Job:
+    return Job(jid, hours, slots, prio, None, sites, T, home)
 
 
-SITES = [
-    SiteState("ams", 0.030, 2, "eu-west", 60.0),
-    SiteState("sto", 0.020, 2, "eu-north", 45.0),
-    SiteState("tus", 0.025, 2, "us-west", 30.0),
-]
+def s(sid: str, rate: float, avail: int = 2, region: str = "r", price: float | None = None) -> SitePlan:
+    return SitePlan(sid, region, avail, avail, CostCurve.flat(T, rate, T + 48 * HOUR_MS), (),
+                    price if price is not None else rate * 1000)
 
 
-def test_greedy_priority_then_cheapest() -> None:
-    jobs = [j("c", prio=5), j("a", prio=1), j("b", prio=1), j("d", prio=9)]
-    assert greedy_plan(jobs, SITES, T) == {"a": "sto", "b": "sto", "c": "tus", "d": "tus"}
+SITES = [s("ams", 0.030, 2, "eu-west", 60.0), s("sto", 0.020, 2, "eu-north", 45.0), s("tus", 0.025, 2, "us-west", 30.0)]
 
 
-def test_greedy_beneficial_only_skips_unprofitable() -> None:
-    assert greedy_plan([j("lazy", prio=9)], SITES, T, beneficial_only=True) == {}
-    assert greedy_plan([j("lazy", prio=9)], SITES, T) == {"lazy": "sto"}
+def ids(prob, chosen) -> dict[str, str]:
+    return {prob.jobs[jn].job_id: prob.sites[o.site].site_id for jn, o in chosen.items()}
+
+
+def test_greedy_priority_then_cheapest_now() -> None:
+    prob = plan_problem([j("a", 5), j("b", 1), j("c", 2), j("d", 9)], SITES, T)
+    assert ids(prob, baselines.greedy(prob)) == {"b": "sto", "c": "sto", "a": "tus", "d": "tus"}
+    assert all(o.start_ms == T for o in baselines.greedy(prob).values())
 
 
 def test_round_robin_rotates() -> None:
-    jobs = [j(f"j{i}") for i in range(5)]
-    plan = round_robin_plan(jobs, SITES, T)
-    assert [plan[f"j{i}"] for i in range(5)] == ["ams", "sto", "tus", "ams", "sto"]
-    assert round_robin_plan(jobs[:1], SITES, T, start=2) == {"j0": "tus"}
+    prob = plan_problem([j("a"), j("b"), j("c")], SITES, T)
+    chosen, ptr = baselines.round_robin(prob, start=1)
+    assert ids(prob, chosen) == {"a": "sto", "b": "tus", "c": "ams"} and ptr == 1
 
 
-def test_local_only_home_region() -> None:
-    assert home_site(j("a", sites=("tus", "ams")), ["ams", "sto"]) == "tus"
-    assert home_site(j("a"), ["ams", "sto"]) == home_site(j("a"), ["sto", "ams"])  # stable
-    plan = local_only_plan([j("a"), j("b", sites=("tus", "ams"))], SITES, T, home_region="eu-west")
-    assert plan == {"a": "ams", "b": "tus"}
+def test_local_only_runs_at_the_declared_home() -> None:
+    # the allow-list keeps its order: the first entry is the home, not the alphabetically first
+    prob = plan_problem([j("a", sites=("tus", "ams")), j("b", home="sto"), j("c")], SITES, T)
+    chosen = baselines.local_only(prob, ["ams"])
+    assert ids(prob, chosen) == {"a": "tus", "b": "sto", "c": "ams"}
 
 
 def test_price_only_ignores_cooling_and_pays_true_cost() -> None:
-    # tus has the lowest price, but its cooling makes sto the cheaper compute-hour
-    plan = price_only_plan([j("a")], SITES, T)
-    assert plan == {"a": "tus"}
-    assert plan_cost(plan, [j("a")], SITES) == pytest.approx(2.0 * 0.025)
-    assert plan_cost(greedy_plan([j("a")], SITES, T), [j("a")], SITES) == pytest.approx(2.0 * 0.020)
-    with pytest.raises(ValueError, match="price_per_mwh missing"):
-        price_only_plan([j("a")], [SiteState("x", 0.01, 1)], T)
+    # tus has the lowest price per MWh, sto the lowest cost per compute-hour
+    prob = plan_problem([j("a")], SITES, T)
+    chosen = baselines.price_only(prob)
+    assert ids(prob, chosen) == {"a": "tus"}
+    assert chosen[0].cost == 2.0 * 0.025  # charged at tus's true cost
 
 
-@settings(max_examples=40, deadline=None)
-@given(
-    st.lists(
-        st.tuples(
-            st.integers(0, 9), st.integers(1, 3), st.sampled_from([None, ("ams",), ("sto", "tus")])
-        ),
-        max_size=10,
-    )
-)
-def test_all_baselines_feasible_and_milp_at_least_as_good(specs) -> None:
-    jobs = [Job(f"j{i}", 3.0, s, p, None, a, T) for i, (p, s, a) in enumerate(specs)]
-    best = solve_dispatch(jobs, SITES, T).objective
-    for plan in (
-        greedy_plan(jobs, SITES, T),
-        round_robin_plan(jobs, SITES, T),
-        local_only_plan(jobs, SITES, T, home_region="eu-north"),
-        price_only_plan(jobs, SITES, T),
-    ):
-        assert plan_violations(plan, jobs, SITES, T) == []
-        assert best <= evaluate_objective(plan, jobs, SITES, T) + 1e-9
+@st.composite
+def specs(draw):
+    sites = [s(f"s{i}", draw(st.sampled_from([0.01, 0.02, 0.03])), draw(st.integers(0, 4))) for i in range(3)]
+    jobs = [j(f"j{i}", draw(st.integers(0, 9)), draw(st.integers(1, 3)),
+              draw(st.sampled_from([None, ("s0",), ("s1", "s2")]))) for i in range(draw(st.integers(1, 6)))]
+    return jobs, sites
+
+
+@settings(max_examples=50, deadline=None)
+@given(specs())
+def test_all_baselines_feasible_and_milp_at_least_as_good(spec) -> None:
+    jobs, sites = spec
+    prob = plan_problem(jobs, sites, T)
+    milp = solve_problem(prob, DispatchConfig())
+    for chosen in (baselines.greedy(prob), baselines.round_robin(prob)[0], baselines.local_only(prob, ["s0"]),
+                   baselines.price_only(prob)):
+        assert usage_violations(prob, chosen) == []
+        assert milp.objective <= objective_of(prob, chosen) + 1e-9

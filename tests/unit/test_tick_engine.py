@@ -234,3 +234,28 @@ def test_records_one_by_one_read_ahead_and_restored_from_the_log_give_the_refere
     # wake-ups besides next_due() after a run)
     first_ticks = {tick_at_or_after(scenario.event_ms(t, r), TICK) for t, recs in events().items() for r in recs}
     assert first_ticks <= set(timers)
+
+
+def test_a_day_ahead_offer_published_the_day_before_moves_no_watermark_and_is_used_by_the_plan():
+    from udfs.timeutil import format_ts, parse_ts_ms
+
+    day1, hour = parse_ts_ms("2018-07-01T00:00:00Z"), 3_600_000
+    published = day1 + 10 * hour + 45 * 60_000  # the day-ahead auction's results, D-1 12:45 CEST
+    prices = [{"site_id": "ams", "price_per_mwh": 50.0, "valid_from": format_ts(day1 + h * hour),
+               "valid_to": format_ts(day1 + (h + 1) * hour)} for h in range(24)]
+    # tomorrow: 50 EUR/MWh except a cheap 03:00-05:00, all known since today 10:45
+    prices += [{"site_id": "ams", "price_per_mwh": 5.0 if h in (3, 4) else 50.0, "published_at": format_ts(published),
+                "valid_from": format_ts(day1 + (24 + h) * hour), "valid_to": format_ts(day1 + (25 + h) * hour)}
+               for h in range(24)]
+    weather = [{"site_id": "ams", "observed_at": format_ts(day1 + h * hour), "temp_c": 15.0}  # no humidity: default
+               for h in range(48)]
+    job = {"action": "submit", "job_id": "night", "submitted_at": format_ts(day1 + 20 * hour), "compute_hours": 2.0,
+           "slots": 1, "priority": 9, "sites": ["ams"]}
+    catalogue = load_catalogue()
+    parsed = parse_input(topics.PRICES, json.dumps(prices[30]), catalogue)
+    assert parsed.event_ms == published  # event time is the publication: a day-ahead offer moves no watermark
+    out = reference_run({topics.PRICES: prices, topics.WEATHER: weather, topics.JOBS: [job]})
+    (decision,) = [d for d in out[topics.DISPATCH] if d["job_id"] == "night"]
+    assert decision["status"] == "dispatched" and decision["start_at"] == format_ts(day1 + 27 * hour)
+    assert decision["expected_cost_forecast"] == 0.0  # every hour of the run was known
+    assert decision["expected_cost"] < decision["greedy_cost"] / 5  # 5 instead of 50 EUR/MWh
