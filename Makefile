@@ -21,12 +21,13 @@ PREFIX          ?= sample
 RATE            ?= 20
 COUNT           ?= 500
 SEED            ?= 7
+DASHBOARD_PORT  ?= 8501
 PYTEST_ARGS     ?=
 BENCH_ARGS      ?=
 export KAFKA_BOOTSTRAP JOBMANAGER
 
 .PHONY: help setup venv jars operators-jar sample-data demo down test test-unit kafka-up kafka-down topics \
-        cluster-up cluster-down job job-local passthrough replay upload-sample jobs dashboard \
+        cluster-up cluster-down job job-local passthrough replay upload-sample jobs dashboard s3-up s3-down s3-env \
         bench bench-dispatch bench-replay k8s-validate lint
 
 help: ## List the targets
@@ -89,18 +90,30 @@ job-local: setup ## Run the dispatch job on an embedded mini-cluster (foreground
 passthrough: setup ## Run the passthrough job (prices -> prices-out) on an embedded mini-cluster
 	@$(PY) -m flink_jobs.passthrough $(JOB_ARGS)
 
+s3-up: $(STAMP_VENV) ## Start a local S3 server (S3Proxy) on 127.0.0.1:9000 (S3_PORT): eval "$(make s3-up)" exports AWS_*
+	@$(PY) -m deploy.local.s3_server up
+
+s3-down: ## Stop the local S3 server
+	@$(PY) -m deploy.local.s3_server down
+
+s3-env: $(STAMP_VENV) ## Print the local S3 server's AWS_* exports again (for another shell)
+	@$(PY) -m deploy.local.s3_server env
+
 # ---------------------------------------------------------------- data in
-replay: setup ## Replay history into Kafka: SOURCE=data/sample|s3://bucket/prefix SPEED=3600
-	@$(PY) -m sources.replay --source $(SOURCE) --speed $(SPEED) $(REPLAY_ARGS)
+# --speed and --max exclude each other: SPEED=max gives --max, and --max in REPLAY_ARGS drops --speed.
+REPLAY_PACE = $(if $(filter max,$(SPEED)),--max,$(if $(filter --max,$(REPLAY_ARGS)),,--speed $(SPEED)))
+
+replay: $(STAMP_VENV) ## Replay history into Kafka: SOURCE=data/sample|s3://bucket/prefix SPEED=3600|max REPLAY_ARGS=...
+	@$(PY) -m sources.replay --source $(SOURCE) $(REPLAY_PACE) $(REPLAY_ARGS)
 
 upload-sample: sample-data ## Upload data/sample to s3://BUCKET/PREFIX with boto3 (AWS_ENDPOINT_URL honoured)
 	@$(PY) -m sources.upload --bucket $(BUCKET) --prefix $(PREFIX)
 
-jobs: setup ## Stream synthetic job submissions (RATE, COUNT, SEED)
+jobs: $(STAMP_VENV) ## Stream synthetic job submissions (RATE, COUNT, SEED)
 	@$(PY) -m sources.jobs --rate $(RATE) --count $(COUNT) --seed $(SEED) $(JOBS_ARGS)
 
-dashboard: setup ## Serve the Streamlit page on 127.0.0.1:8501
-	@$(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port 8501 --server.headless true
+dashboard: $(STAMP_VENV) ## Serve the Streamlit page on 127.0.0.1:8501 (DASHBOARD_PORT)
+	@$(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(DASHBOARD_PORT) --server.headless true
 
 # ---------------------------------------------------------------- the whole thing
 demo: setup sample-data ## Kafka + topics + dispatch job + replay + jobs + page, in the background

@@ -90,7 +90,11 @@ def add_kafka_args(parser: argparse.ArgumentParser) -> None:
         default=default_bootstrap(),
         help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP, default %(default)s)",
     )
-    parser.add_argument("--topic-prefix", default="", help="prefix for every topic name (tests use a unique one)")
+    parser.add_argument(
+        "--topic-prefix",
+        default=os.environ.get("GRD_TOPIC_PREFIX", ""),
+        help="prefix for every topic name (env GRD_TOPIC_PREFIX, as the job and the page; tests use a unique one)",
+    )
     parser.add_argument(
         "--producer",
         choices=["auto", "kafka-python", "confluent"],

@@ -237,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("KAFKA_BOOTSTRAP"),
         help="for `topics`: broker to talk to (env KAFKA_BOOTSTRAP)",
     )
+    parser.add_argument(
+        "--topic-prefix",
+        default=os.environ.get("GRD_TOPIC_PREFIX", ""),
+        help="for `topics`: prefix of every topic name (env GRD_TOPIC_PREFIX, as the job, sources and page)",
+    )
     args = parser.parse_args(argv)
     cfg = BrokerConfig(port=args.port, controller_port=args.controller_port)
     try:
@@ -254,8 +259,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if pid else 1
         else:
             bootstrap = args.bootstrap or cfg.bootstrap
-            new = create_topics(bootstrap, args.partitions)
-            print(f"topics on {bootstrap}: created {', '.join(new) or 'none'}; all of {', '.join(ALL_TOPICS)} exist")
+            names = tuple(args.topic_prefix + t for t in ALL_TOPICS)
+            new = create_topics(bootstrap, args.partitions, names)
+            print(f"topics on {bootstrap}: created {', '.join(new) or 'none'}; all of {', '.join(names)} exist")
     except SetupError as exc:
         fail(str(exc))
     except Exception as exc:  # a broker that is down shows up as a KafkaError: keep it one line

@@ -7,7 +7,8 @@ live in the jclouds filesystem blob store under the run directory (or in memory 
 
     python -m deploy.local.s3_server up|down|status|env [--port 9000] [--transient]
 
-``up`` prints the environment to use it (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).
+``up`` and ``env`` print the environment to use it on stdout, as one ``export AWS_ENDPOINT_URL=...
+AWS_ACCESS_KEY_ID=...`` line (``up``'s status line goes to stderr): ``eval "$(make s3-up)"``.
 """
 
 from __future__ import annotations
@@ -189,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.action == "up":
             pid = start(cfg)
-            print(f"S3Proxy up on {cfg.endpoint}, pid {pid}, log {cfg.log_file}\nexport {exports}")
+            # The status line goes to stderr so that `eval "$(make s3-up)"` runs only the export line.
+            print(f"S3Proxy up on {cfg.endpoint}, pid {pid}, log {cfg.log_file}", file=sys.stderr)
+            print(f"export {exports}")
         elif args.action == "down":
             print("S3Proxy stopped" if stop(cfg) else "S3Proxy was not running")
         elif args.action == "env":
