@@ -149,11 +149,14 @@ def sidebar() -> float | None:
         st.form_submit_button("Submit job", on_click=on_submit, type="primary")
 
     sb.subheader("Cancel a job")
+    reader.poll(max_records=CONFIG.max_records_per_refresh)  # the sidebar reruns only on a full rerun
     with reader.lock:
         pending_ids = [row["job_id"] for row in reader.state.pending_jobs()]
     with sb.form("cancel_job", border=True):
+        # No count here: the list is as of the last full rerun, the live queue is on the page.
         st.selectbox("Pending job", options=pending_ids, index=None, key="cancel_job_pick",
-                     placeholder="choose a pending job" if pending_ids else "no pending jobs")
+                     placeholder="choose a pending job",
+                     help="Jobs pending when the page was loaded or a form was last sent; type any other id below.")
         st.text_input("…or type a job id", key="cancel_job_typed")
         st.form_submit_button("Cancel job", on_click=on_cancel)
 

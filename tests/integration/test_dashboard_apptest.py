@@ -6,6 +6,7 @@ no-broker states say what to do instead of raising."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -133,17 +134,20 @@ def test_while_catching_up_the_page_says_so_and_shows_one_pending_count(page_env
         return heading
 
     at = run_page()
-    read = per_refresh
-    while read < R.RECORD_COUNT:
+    progress = []
+    while any("Catching up" in i.value for i in at.info):
         infos = [i.value for i in at.info]
-        assert any(f"Catching up: {R.RECORD_COUNT - read} records behind ({read} of the {R.RECORD_COUNT} " in i
-                   for i in infos), infos
+        (says,) = [re.search(r"Catching up: (\d+) records behind \((\d+) of the (\d+) ", i) for i in infos
+                   if "Catching up" in i]
+        behind, read, total = map(int, says.groups())
+        assert behind + read == total == R.RECORD_COUNT and read % per_refresh == 0, infos
         assert not any("make " in i for i in infos)  # no "start the replay" hints for data not read yet
         assert tiles(at)["Pending"] == "catching up" and queue_heading(at) == "Job queue: catching up"
+        progress.append(read)
+        assert len(progress) < R.RECORD_COUNT, "no progress"
         at.run()
         assert not at.exception, [e.value for e in at.exception]
-        read += per_refresh
-    assert not any("Catching up" in i.value for i in at.info)
+    assert progress and progress == sorted(set(progress)), progress  # it said so, and moved on each refresh
     assert f"{R.RECORD_COUNT} records read" in caption_text(at)
     assert tiles(at)["Pending"] == R.EXPECTED["pending"] and queue_heading(at) == "Job queue: 2 pending"
     assert tiles(at)["Dispatched"] == R.EXPECTED["dispatched"]
