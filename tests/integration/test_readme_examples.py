@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -165,29 +166,45 @@ def expected_in_window(start: str, end: str) -> dict[str, tuple[set[str], set[st
 
 
 # ---------------------------------------------------------------------------- Kafka
+def _partitions(consumer, topics: list[str], timeout_s: float = 30.0) -> list:
+    """Every partition of ``topics`` and their end offsets, once the client knows their leaders."""
+    from kafka import TopicPartition
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = {t: consumer.partitions_for_topic(t) for t in topics}
+        if all(found.values()):
+            parts = [TopicPartition(t, p) for t, ps in found.items() for p in sorted(ps)]
+            try:
+                return consumer.end_offsets(parts)
+            except AttributeError:  # kafka-python 2.3.0 right after topic creation: see dashboard/data.py
+                pass
+        assert time.monotonic() < deadline, f"topics {topics} not ready after {timeout_s:.0f}s"
+        consumer._client.cluster.request_update()
+        time.sleep(0.3)
+
+
 def end_offsets(bootstrap: str, topics: list[str]) -> dict:
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
-        parts = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
-        return consumer.end_offsets(parts) if parts else {}
+        return _partitions(consumer, topics)
     finally:
         consumer.close()
 
 
 def read_since(bootstrap: str, since: dict, topics: list[str], timeout_s: float = 60.0) -> dict[str, list]:
     """topic -> [(key, value bytes)] written after the offsets ``since``, up to the end offsets now."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
                              max_poll_records=50_000, fetch_max_bytes=64 << 20)
     try:
-        parts = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
-        consumer.assign(parts)
-        for tp in parts:
+        ends = _partitions(consumer, topics)
+        consumer.assign(list(ends))
+        for tp in ends:
             consumer.seek(tp, since.get(tp, 0))
-        ends = consumer.end_offsets(parts)
         out: dict[str, list] = {t: [] for t in topics}
         deadline = time.monotonic() + timeout_s
         while any(consumer.position(tp) < end for tp, end in ends.items()):
@@ -261,7 +278,8 @@ def check_topics(r: Runner, cmd: Make) -> None:
 
     consumer = KafkaConsumer(bootstrap_servers=r.bootstrap)
     try:
-        assert {t: len(consumer.partitions_for_topic(t) or ()) for t in names} == dict.fromkeys(names, partitions)
+        counts = Counter(tp.topic for tp in _partitions(consumer, names))
+        assert counts == dict.fromkeys(names, partitions)
     finally:
         consumer.close()
 
