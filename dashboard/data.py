@@ -238,6 +238,16 @@ class Kpis:
     lag_by_topic: dict[str, int] = field(default_factory=dict)
     # Records still to read of those the topics held when the page started (None: caught up).
     backlog: int | None = None
+    planned: int | None = None  # pending jobs the latest plan starts later (waiting for a cheaper hour)
+    completed_jobs: int | None = None
+    completed_expected: float | None = None  # what the finished jobs were expected to cost at dispatch
+    completed_realised: float | None = None  # what they cost at the offers that actually held
+
+    @property
+    def realised_vs_expected_pct(self) -> float | None:
+        if not self.completed_expected or self.completed_realised is None:
+            return None
+        return (self.completed_realised / self.completed_expected - 1) * 100
 
     @property
     def catching_up(self) -> bool:
@@ -387,9 +397,28 @@ class DashboardState:
     def empty(self) -> bool:
         return not any(self.counts.values())
 
-    def pending_jobs(self) -> list[dict[str, Any]]:
-        """Submitted jobs with no decision and no cancel request yet, oldest first."""
+    def latest_metrics(self) -> list[dict[str, Any]]:
+        """The pipeline-metrics records of the latest tick (one per dispatch shard)."""
+        if not self.metrics:
+            return []
+        latest = max(tick for tick, _ in self.metrics)
+        return [r for (tick, _), r in sorted(self.metrics.items()) if tick == latest]
+
+    def plan(self) -> list[dict[str, Any]]:
+        """The latest plan's waiting jobs (soonest start first), each with a line saying why it waits."""
         rows = []
+        for r in self.latest_metrics():
+            for p in r.get("plan") or ():
+                if isinstance(p, dict) and p.get("job_id") and p.get("start_at"):
+                    rows.append({**p, "why": plan_text(p)})
+        rows.sort(key=lambda p: (str(p["start_at"]), str(p["job_id"])))
+        return rows
+
+    def pending_jobs(self) -> list[dict[str, Any]]:
+        """Submitted jobs with no decision and no cancel request yet, oldest first, with what the
+        latest plan says about each (``plan``: empty when it is not in the plan's preview)."""
+        rows = []
+        why = {p["job_id"]: p["why"] for p in self.plan()}
         now = self.event_time_ms
         for job_id, r in self.submitted.items():
             if job_id in self.job_decision or job_id in self.cancel_requested:
@@ -410,6 +439,7 @@ class DashboardState:
                         round((deadline - (now or submitted)) / 60000, 1) if deadline is not None else None
                     ),
                     "sites": ", ".join(map(str, sites)) if isinstance(sites, list) and sites else "any",
+                    "plan": why.get(job_id, ""),
                 }
             )
         rows.sort(key=lambda row: (row["submitted_at"], row["job_id"]))
@@ -539,6 +569,17 @@ class DashboardState:
             k.solver = lasts[0].get("solver") if isinstance(lasts[0].get("solver"), str) else None
             solve = [v for v in (_num(r.get("solve_ms")) for r in lasts) if v is not None]
             k.solve_ms = max(solve) if solve else None  # shards solve side by side
+
+            def total(name: str) -> float | None:
+                values = [v for v in (_num(r.get(name)) for r in lasts) if v is not None]
+                return sum(values) if values else None
+
+            planned = total("planned_jobs")
+            k.planned = None if planned is None else int(planned)
+            done = total("completed_jobs")
+            k.completed_jobs = None if done is None else int(done)
+            k.completed_expected = total("completed_expected_cost")
+            k.completed_realised = total("completed_realised_cost")
         # Cumulative cost against each baseline over the ticks where both numbers exist.
         cost_all = greedy_cost = greedy = naive_cost = naive = 0.0
         have = {"cost": False, "greedy": False, "naive": False}
@@ -803,3 +844,17 @@ def _is_transient(exc: BaseException) -> bool:
     from kafka.errors import KafkaTimeoutError, NoBrokersAvailable
 
     return isinstance(exc, KafkaTimeoutError) and not isinstance(exc, NoBrokersAvailable)
+
+
+def plan_text(p: Mapping[str, Any]) -> str:
+    """"waiting for 03:00 at sto, 38 % cheaper" (the start in UTC, the saving against starting now)."""
+    start = str(p.get("start_at") or "")
+    when = start[11:16] if len(start) >= 16 else start
+    text = f"waiting for {when} at {p.get('site_id')}"
+    saving = _num(p.get("saving"))
+    if saving is not None:
+        text += f", {saving * 100:.0f} % cheaper" if saving >= 0 else f", {-saving * 100:.0f} % dearer (capacity)"
+    share = _num(p.get("forecast_share"))
+    if share:
+        text += f" ({share * 100:.0f} % on forecast prices)"
+    return text

@@ -32,12 +32,14 @@ one solver thread. A run that hits the time limit depends on machine speed; its 
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pulp
 
 from udfs.baselines import greedy
@@ -86,7 +88,7 @@ class DispatchConfig:
     # Optimality tolerance relative to the EUR part of the objective (sum over jobs of the
     # largest |cost + delay|), applied as an *absolute* gap: a relative gap on the whole
     # objective would be dominated by the placement bonus and ignore the EUR terms.
-    gap_eur_rel: float = 1e-4
+    gap_eur_rel: float = 1e-3
     solver: str = "auto"  # "auto" (HiGHS if highspy is importable, else CBC) | "highs" | "cbc"
     use_presolve: bool = True
     delay: DelayModel = DEFAULT_DELAY
@@ -141,45 +143,91 @@ def solver_name(choice: str = "auto") -> str:
 
 
 class _WarmHiGHS(pulp.HiGHS):  # type: ignore[misc,valid-type]
-    """pulp.HiGHS that hands HiGHS a starting plan (the greedy one) before it runs: on a time
-    limit the incumbent is then never worse than greedy. PuLP's highspy path has no warm
+    """pulp.HiGHS that first solves the LP relaxation and rounds it to a feasible plan
+    (``round_lp``). When the rounded plan is within ``gap_abs`` of the relaxation's bound it is
+    optimal within the tolerance: HiGHS then only confirms it (every column fixed) instead of
+    branching. Otherwise the better of it and the greedy plan (``start``) is HiGHS's starting
+    incumbent, so on a time limit the result is never worse than greedy. The relaxation of this
+    model is nearly integral, so the first case is the common one. PuLP's highspy path has no warm
     start option of its own."""
 
-    def __init__(self, start: Mapping[str, float] | None = None, **kw: Any) -> None:
-        super().__init__(**kw)
+    def __init__(self, start: Mapping[str, float] | None = None,
+                 round_lp: Callable[[list[str], list[float]], tuple[dict[str, float], float]] | None = None,
+                 gap_abs: float = 0.0, **kw: Any) -> None:
+        super().__init__(gapAbs=gap_abs, **kw)
         self._start = dict(start or {})
+        self._round_lp = round_lp
+        self._gap_abs = gap_abs
+        self.lp_bound: float | None = None  # the relaxation's objective, a lower bound
 
     def callSolver(self, lp: pulp.LpProblem) -> None:  # noqa: N802 - PuLP's name
+        import highspy
+
+        h = lp.solverModel
         # highspy registers a Python callback that HiGHS may call from inside run(), with the GIL
         # released; inside Flink's thread mode (Python embedded in the JVM) a solve hung there
         # with every Python thread waiting for the GIL. We use no callbacks: turn them off.
-        lp.solverModel.disableCallbacks()
-        if self._start:
-            import highspy
-
+        h.disableCallbacks()
+        names = [v.name for v in lp.variables()]
+        start = self._start
+        if self._round_lp is not None and names:
+            n = len(names)
+            cols = np.arange(n, dtype=np.int32)
+            h.changeColsIntegrality(n, cols, np.full(n, highspy.HighsVarType.kContinuous))
+            h.run()
+            relaxed = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+            if relaxed:
+                self.lp_bound = h.getInfo().objective_function_value
+                values = list(h.getSolution().col_value)
+            h.changeColsIntegrality(n, cols, np.full(n, highspy.HighsVarType.kInteger))
+            if relaxed:
+                rounded, value = self._round_lp(names, values)
+                if rounded and value - self.lp_bound <= self._gap_abs:
+                    fixed = np.asarray([rounded.get(name, 0.0) for name in names])
+                    h.changeColsBounds(n, cols, fixed, fixed)  # optimal within the gap: no branching
+                start = rounded or start
+        if start:
             sol = highspy.HighsSolution()
-            sol.col_value = [self._start.get(v.name, 0.0) for v in lp.variables()]
+            sol.col_value = [start.get(name, 0.0) for name in names]
             sol.value_valid = True
-            lp.solverModel.setSolution(sol)
+            h.setSolution(sol)
         super().callSolver(lp)
 
 
-def _make_solver(
-    name: str, time_limit_s: float, gap_abs: float, start: Mapping[str, float] | None = None
-) -> Any:
+def _make_solver(name: str, time_limit_s: float, gap_abs: float, start: Mapping[str, float] | None = None,
+                 round_lp: Callable[[list[str], list[float]], tuple[dict[str, float], float]] | None = None) -> Any:
     if name == "milp-highs":
-        return _WarmHiGHS(
-            start, msg=False, timeLimit=time_limit_s, gapRel=0.0, gapAbs=gap_abs, threads=1
-        )
-    return pulp.PULP_CBC_CMD(
-        msg=False, timeLimit=max(1, round(time_limit_s)), gapRel=0.0, gapAbs=gap_abs, threads=1
-    )
-
-
-def _make_solver(name: str, time_limit_s: float, gap_abs: float, start: Mapping[str, float] | None = None) -> Any:
-    if name == "milp-highs":
-        return _WarmHiGHS(start, msg=False, timeLimit=time_limit_s, gapRel=0.0, gapAbs=gap_abs, threads=1)
+        return _WarmHiGHS(start, round_lp, gap_abs, msg=False, timeLimit=time_limit_s, gapRel=0.0, threads=1)
     return pulp.PULP_CBC_CMD(msg=False, timeLimit=max(1, round(time_limit_s)), gapRel=0.0, gapAbs=gap_abs, threads=1)
+
+
+def round_plan(prob: PlanProblem, weight: Mapping[tuple[int, int], float]) -> dict[int, Option]:
+    """A feasible plan near a fractional one: forced jobs first, then jobs by their largest weight
+    (ties: higher bonus, id); each takes its heaviest option that still fits every capacity point
+    (then its other options in cost order); a job that fits nowhere is left out."""
+    free = free_slots(prob).astype(np.int64)
+    starts = prob.starts
+    chosen: dict[int, Option] = {}
+
+    def top(j: int) -> float:
+        return max((weight.get((j, k), 0.0) for k in range(len(prob.options[j]))), default=0.0)
+
+    order = sorted(range(len(prob.jobs)), key=lambda j: (prob.jobs[j].job_id not in prob.forced, -top(j),
+                                                         -prob.bonus[j], prob.jobs[j].job_id))
+    for j in order:
+        job = prob.jobs[j]
+        opts = list(enumerate(prob.options[j]))
+        if job.job_id in prob.forced:
+            opts = [(k, o) for k, o in opts if o.start_ms == prob.tick_ms]
+        opts.sort(key=lambda ko: (-weight.get((j, ko[0]), 0.0), ko[0]))
+        for _, o in opts:
+            lo = bisect.bisect_left(starts, o.start_ms)
+            hi = bisect.bisect_left(starts, o.start_ms + job.duration_ms)
+            if (free[o.site, lo:hi] >= job.slots).all():
+                free[o.site, lo:hi] -= job.slots
+                chosen[j] = o
+                break
+    return chosen
 
 
 def _var_name(j: int, k: int) -> str:
@@ -202,28 +250,26 @@ def build_model(prob: PlanProblem) -> tuple[pulp.LpProblem, dict[tuple[int, int]
         if len(opts) > 1:  # a single option is already bounded by x <= 1
             model += pulp.LpAffineExpression([(x[j, k], 1) for k in range(len(opts))]) <= 1, f"one_option_{j:07d}"
     free = free_slots(prob)
-    starts = prob.starts
+    point = {t: p for p, t in enumerate(prob.starts)}
+    n_points = len(prob.starts)
     rows: dict[tuple[int, int], list[tuple[pulp.LpVariable, int]]] = {}
+    most: dict[tuple[int, int], dict[int, int]] = {}  # per row: each job's largest term
     for j, opts in enumerate(prob.options):
         job = prob.jobs[j]
         for k, o in enumerate(opts):
             end = o.start_ms + job.duration_ms
-            p = starts.index(o.start_ms)
-            while p < len(starts) and starts[p] < end:
-                rows.setdefault((o.site, p), []).append((x[j, k], job.slots))
+            p = point[o.start_ms]
+            while p < n_points and prob.starts[p] < end:
+                key = (o.site, p)
+                rows.setdefault(key, []).append((x[j, k], job.slots))
+                most.setdefault(key, {})[j] = job.slots
                 p += 1
-    for (s, p) in sorted(rows):
-        terms = rows[s, p]
+    for key in sorted(rows):
+        s, p = key
         cap = int(free[s, p])
-        # A job counts once per point at most (one option), so the row cannot bind when even
-        # every job's largest term fits.
-        per_job: dict[str, int] = {}
-        for v, n in terms:
-            jn = v.name[2:9]
-            per_job[jn] = max(per_job.get(jn, 0), n)
-        if sum(per_job.values()) <= cap:
+        if sum(most[key].values()) <= cap:  # a job counts once per point at most: cannot bind
             continue
-        model += pulp.LpAffineExpression(terms) <= cap, f"capacity_{s:05d}_{p:03d}"
+        model += pulp.LpAffineExpression(rows[key]) <= cap, f"capacity_{s:05d}_{p:03d}"
     return model, x
 
 
@@ -294,8 +340,18 @@ def solve_problem(prob: PlanProblem, cfg: DispatchConfig = DEFAULT_CONFIG, t0: f
     index = {(j, o): k for j, opts in enumerate(prob.options) for k, o in enumerate(opts)}
     start = {_var_name(j, index[j, o]): 1.0 for j, o in g.items()}
     scale = sum(max((abs(o.cost + o.delay) for o in opts), default=0.0) for opts in prob.options)
+    var_of = {_var_name(j, k): (j, k) for (j, k) in x}
+
+    def round_lp(names: list[str], values: list[float]) -> tuple[dict[str, float], float]:
+        rounded = round_plan(prob, {var_of[n]: v for n, v in zip(names, values, strict=True) if v > 1e-9})
+        value = objective_of(prob, rounded)
+        if value > greedy_obj:
+            return {}, value
+        return {_var_name(j, index[j, o]): 1.0 for j, o in rounded.items()}, value
+
+    solver = _make_solver(name, remaining, max(1e-9, cfg.gap_eur_rel * scale), start, round_lp)
     try:
-        model.solve(_make_solver(name, remaining, max(1e-9, cfg.gap_eur_rel * scale), start))
+        model.solve(solver)
     except pulp.PulpSolverError as exc:  # solver crashed or missing: never stop the job
         return done(g, STATUS_GREEDY, "greedy", n_vars=len(x), detail=f"{name} failed: {exc}")
     # Check the status before reading values: 1 = optimal, 2 = integer-feasible (time limit).
@@ -313,11 +369,8 @@ def solve_problem(prob: PlanProblem, cfg: DispatchConfig = DEFAULT_CONFIG, t0: f
         # Only reachable on a time limit or through the solver's gap tolerance.
         return done(g, STATUS_GREEDY, "greedy", n_vars=len(x), detail=f"{name} ({status}) plan worse than greedy")
     gap = None
-    if name == "milp-highs":
-        try:
-            gap = max(0.0, obj - float(model.solverModel.getInfo().mip_dual_bound))
-        except Exception:  # noqa: BLE001 - diagnostics only
-            gap = None
+    if getattr(solver, "lp_bound", None) is not None:
+        gap = max(0.0, obj - solver.lp_bound)  # against the LP relaxation: a valid bound either way
     return done(chosen, status, name, n_vars=len(x), proven_gap=gap)
 
 

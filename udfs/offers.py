@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+KNOWN_AHEAD_MS = 8 * 24 * 3_600_000  # offers starting further ahead are not handed to the planner
+
 
 @dataclass(frozen=True)
 class Offer:
@@ -184,9 +186,10 @@ class OfferBook:
         """(valid_from, end, price) of the offers known at ``t_ms`` (published by then) that can
         matter from ``since_ms`` on, sorted: the input of udfs.forecast.price_curve."""
         i = max(0, bisect.bisect_right(self._starts, since_ms) - 1)
+        k = bisect.bisect_left(self._starts, t_ms + KNOWN_AHEAD_MS)
         iv = self.default_interval_ms
-        return tuple((o.valid_from_ms, o.end_ms(iv), o.price_per_mwh) for o in self._offers[i:]
-                     if o.known_from_ms <= t_ms)
+        return tuple((o.valid_from_ms, o.end_ms(iv), o.price_per_mwh) for o in self._offers[i:k]
+                     if (o.valid_from_ms if o.published_ms is None else o.published_ms) <= t_ms)
 
     def next_change_ms(self, t_ms: int) -> int | None:
         """The next instant after ``t_ms`` at which ``in_force`` may change (a timer hint)."""

@@ -20,6 +20,7 @@ from udfs.dispatch import (
     solve_problem,
 )
 from udfs.objective import (
+    DEFAULT_DELAY,
     HOUR_MS,
     CostCurve,
     DelayModel,
@@ -62,8 +63,10 @@ def test_a_job_waits_for_a_known_cheaper_hour() -> None:
     assert (p.site_id, p.start_ms) == ("a", NEXT + 2 * H)
     assert p.cost == pytest.approx(0.02) and p.cost_now_best == pytest.approx(0.10)
     assert r.assignments == {} and r.missed == []  # nothing starts now: the plan waits
-    # the delay term: 0.5 %/h of its cost now (0.10) for ~3 h of waiting, far below the saving
-    assert r.objective - r.greedy_objective == pytest.approx(0.02 - 0.10 + 0.005 * 0.10 * (NEXT + 2 * H - T) / H)
+    # the delay term: priority 9's rate (0.2 %/h) of its cost now (0.10) per hour waited, far below the saving
+    rate = DEFAULT_DELAY.rate_per_hour[9]
+    assert rate == pytest.approx(0.002)
+    assert r.objective - r.greedy_objective == pytest.approx(0.02 - 0.10 + rate * 0.10 * (NEXT + 2 * H - T) / H)
 
 
 def test_a_deadline_forbids_waiting() -> None:
@@ -74,7 +77,7 @@ def test_a_deadline_forbids_waiting() -> None:
 
 
 def test_urgent_priority_hardly_waits() -> None:
-    # priority 0: one hour of waiting is worth ~34 % of its cost; a 20 % cheaper hour 3 h away is not worth it
+    # priority 0: one hour of waiting is worth ~7.7 % of its cost; a 20 % cheaper hour 3 h away is not worth it
     later = site("a", [0.05, 0.05, 0.05, 0.04, 0.04] + FLAT)
     assert solve_dispatch([job("p0", prio=0)], [later], T).assignments == {"p0": "a"}
     assert solve_dispatch([job("p9", prio=9)], [later], T).assignments == {}
@@ -123,11 +126,13 @@ def test_negative_prices_attract_work_and_are_costed_as_negative() -> None:
 def test_forecast_part_of_a_placement_is_reported() -> None:
     # known until 12:00, forecast after: a 3-hour run from now is (55 min + 1 h) known, 65 min forecast
     s = site("a", [0.06, 0.06, 0.03, 0.03] + FLAT, known=[1.0, 1.0, 0.0, 0.0] + [0.0] * 40)
-    r = solve_dispatch([job("j", hours=3.0, prio=0)], [s], T)
+    now = job("j", hours=3.0, prio=0, deadline=T + 60_000)  # last chance: it starts now
+    r = solve_dispatch([now], [s], T)
     p = r.plan["j"]
+    assert p.start_ms == T
     assert p.cost == pytest.approx(0.06 * (115 / 60) + 0.03 * (65 / 60))
     assert p.cost_known == pytest.approx(0.06 * (115 / 60))
-    rec = decision_records(r, [job("j", hours=3.0, prio=0)], T)[0]
+    rec = decision_records(r, [now], T)[0]
     assert rec["expected_cost_forecast"] == pytest.approx(0.03 * (65 / 60), abs=1e-6)
 
 
