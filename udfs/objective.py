@@ -20,9 +20,9 @@ what the dispatcher expects to do, revised at the next tick (model-predictive co
 * ``delay_j(t)`` = ``rate_p`` x (t - submitted_j) in hours x ``ref_j``: the value of waiting,
   **relative to the job's own cost**: ``ref_j`` = |cost of the job now at its cheapest allowed
   site| and ``rate_p`` the fraction of that cost one hour of waiting is worth at priority p
-  (``DelayModel.rate_per_hour`` = 0.2 % x 1.5^(9 - p): 0.2 %/h at priority 9, 1 %/h at 5, 7.7 %/h
-  at 0: a priority-9 job waits 20 hours for a price 4 % lower, a priority-0 job waits only for
-  a much cheaper hour close by). No absolute currency constant: the same rule holds whatever
+  (``DelayModel.rate_per_hour`` = 0.1 % x 1.5^(9 - p): 0.1 %/h at priority 9, 0.5 %/h at 5,
+  3.8 %/h at 0: a priority-9 job waits 20 hours for a price 2 % lower, a priority-0 job waits
+  only for a much cheaper hour close by). No absolute currency constant: the same rule holds whatever
   one slot stands for. The rates are a business choice, calibrated on the sample
   (docs/BENCHMARKS.md "Money"): higher rates wait less and save less.
 * ``bonus_j`` = ``B`` x (10 - priority_j), ``B`` = 1 + sum_j max_o |cost + delay|: larger than
@@ -197,7 +197,7 @@ class SitePlan:
 class DelayModel:
     """How long a job may wait, by priority (index 0..9). Documented in the module docstring."""
 
-    rate_per_hour: tuple[float, ...] = tuple(0.002 * 1.5 ** (9 - p) for p in range(10))
+    rate_per_hour: tuple[float, ...] = tuple(0.001 * 1.5 ** (9 - p) for p in range(10))
     max_wait_ms: tuple[int, ...] = (24 * HOUR_MS,) * 10
 
     def __post_init__(self) -> None:

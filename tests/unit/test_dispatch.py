@@ -63,9 +63,9 @@ def test_a_job_waits_for_a_known_cheaper_hour() -> None:
     assert (p.site_id, p.start_ms) == ("a", NEXT + 2 * H)
     assert p.cost == pytest.approx(0.02) and p.cost_now_best == pytest.approx(0.10)
     assert r.assignments == {} and r.missed == []  # nothing starts now: the plan waits
-    # the delay term: priority 9's rate (0.2 %/h) of its cost now (0.10) per hour waited, far below the saving
+    # the delay term: priority 9's rate (0.1 %/h) of its cost now (0.10) per hour waited, far below the saving
     rate = DEFAULT_DELAY.rate_per_hour[9]
-    assert rate == pytest.approx(0.002)
+    assert rate == pytest.approx(0.001)
     assert r.objective - r.greedy_objective == pytest.approx(0.02 - 0.10 + rate * 0.10 * (NEXT + 2 * H - T) / H)
 
 
@@ -77,8 +77,8 @@ def test_a_deadline_forbids_waiting() -> None:
 
 
 def test_urgent_priority_hardly_waits() -> None:
-    # priority 0: one hour of waiting is worth ~7.7 % of its cost; a 20 % cheaper hour 3 h away is not worth it
-    later = site("a", [0.05, 0.05, 0.05, 0.04, 0.04] + FLAT)
+    # priority 0: one hour of waiting is worth ~3.8 % of its cost; a 10 % cheaper hour 3 h away is not worth it
+    later = site("a", [0.05, 0.05, 0.05, 0.045, 0.045] + FLAT)
     assert solve_dispatch([job("p0", prio=0)], [later], T).assignments == {"p0": "a"}
     assert solve_dispatch([job("p9", prio=9)], [later], T).assignments == {}
 
