@@ -238,7 +238,7 @@ class TickOperator(KeyedProcessFunction):
                 self._snapshot(cached)
                 cached.ticks_since_snapshot = 0
             d = engine.dispatcher
-            signature = (len(d.pending), len(d.running), len(d.decided), d.rr_pointer, tuple(d.cumulative.values()))
+            signature = d.signature()
             if signature != cached.dispatcher_signature:
                 self.dispatcher_state.update(d.to_state())
                 cached.dispatcher_signature = signature

@@ -218,6 +218,9 @@ class Dispatcher:
             for job_id, p in sorted(result.plan.items(), key=lambda kv: (kv[1].start_ms, kv[0])):
                 if p.start_ms > tick_ms and len(plan_preview) < PLAN_PREVIEW:
                     plan_preview.append(_planned(job_id, by_id[job_id], p))
+        # only the sites with running jobs need their rate for the next interval's charge
+        busy = {r["site_id"] for r in self.running.values()}
+        self.site_rates = {sid: v for sid, v in self.site_rates.items() if sid in busy}
         self.cumulative["cost"] += cost
         self.cumulative["cost_greedy"] += greedy_cost
         self.cumulative["cost_naive"] += naive_cost
@@ -326,6 +329,11 @@ class Dispatcher:
                 rate = sc.cost_per_compute_hour_eur
             self.site_rates[site_id] = (tick_ms, rate)
         return charged
+
+    def signature(self) -> tuple:
+        """Changes whenever the state does (the operator writes the state only then)."""
+        return (len(self.pending), len(self.running), len(self.decided), len(self.first_sight), self.rr_pointer,
+                tuple(self.cumulative.values()), tuple(sorted(self.site_rates.items())))
 
     def next_deadline_tick(self, tick_len_ms: int) -> int | None:
         """The last tick that can still start the job with the earliest pending deadline (its
