@@ -205,8 +205,9 @@ BAD_RECORDS = [
     (topics.PRICES, b"ams", b'{"site_id": "ams", "price_per_mwh": 40', "not valid JSON"),
     (topics.PRICES, b"ams", b'{"site_id": "ams", "price_per_mwh": "cheap", "valid_from": "2018-07-01T05:00:00Z"}',
      "price_per_mwh: not a number"),
-    (topics.PRICES, b"ams", b'{"site_id": "ams", "price_per_mwh": -5, "valid_from": "2018-07-01T05:00:00Z"}',
-     "price_per_mwh: -5 is below 0"),
+    # negative prices are valid market data; a unit error far below any market floor is not
+    (topics.PRICES, b"ams", b'{"site_id": "ams", "price_per_mwh": -1e9, "valid_from": "2018-07-01T05:00:00Z"}',
+     "price_per_mwh: -1e+09 is below -100000"),
     (topics.PRICES, b"ams", b'{"site_id": "ams", "price_per_mwh": NaN, "valid_from": "2018-07-01T05:00:00Z"}',
      "price_per_mwh: not a finite number"),
     (topics.PRICES, b"xyz", b'{"site_id": "xyz", "price_per_mwh": 40, "valid_from": "2018-07-01T05:00:00Z"}',

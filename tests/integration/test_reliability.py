@@ -463,8 +463,9 @@ def bad_corpus(seed: int = 7, per_class: int = 180) -> tuple[list[Item], dict[st
         "truncated-json": (topics.PRICES, b"ams", lambda i, t: price(i, t)[:-5], "not valid JSON", per_class),
         "price-not-number": (topics.PRICES, b"ams", lambda i, t: price(i, t, price_per_mwh=f"cheap{i}"),
                              "price_per_mwh: not a number", per_class),
-        "price-negative": (topics.PRICES, b"ams", lambda i, t: price(i, t, price_per_mwh=-1 - i),
-                           "is below 0", per_class),
+        # negative prices are valid market data; a unit error far below any market floor is not
+        "price-below-floor": (topics.PRICES, b"ams", lambda i, t: price(i, t, price_per_mwh=-1e6 - i),
+                              "is below -100000", per_class),
         "price-nan": (topics.PRICES, b"ams", lambda i, t: price(i, t).replace(f'"price_per_mwh": {40 + i % 7}',
                                                                               '"price_per_mwh": NaN'),
                       "not a finite number", per_class),
