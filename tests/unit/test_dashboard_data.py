@@ -455,3 +455,20 @@ def test_build_cancel():
         {"action": "cancel", "job_id": "j-1", "submitted_at": "2018-07-01T10:30:00Z"}, [])
     record, errors = build_cancel("", "2018-07-01T10:30:00Z")
     assert record is None and errors
+
+
+def test_the_plan_says_why_a_job_waits_in_the_queue_and_in_the_plan_table():
+    st = DashboardState()
+    st.apply(JOBS, {"action": "submit", "job_id": "j-1", "submitted_at": "2018-07-01T10:00:00Z", "compute_hours": 4,
+                    "slots": 2, "priority": 8})
+    st.apply(METRICS, {"tick": "2018-07-01T10:05:00Z", "pending_jobs": 1, "planned_jobs": 1, "completed_jobs": 3,
+                       "completed_expected_cost": 2.0, "completed_realised_cost": 2.1,
+                       "plan": [{"job_id": "j-1", "site_id": "sto", "start_at": "2018-07-02T03:00:00Z",
+                                 "priority": 8, "expected_cost": 0.62, "greedy_cost": 1.0, "saving": 0.38,
+                                 "forecast_share": 0.0}]})
+    (row,) = st.pending_jobs()
+    assert row["plan"] == "waiting for 03:00 at sto, 38 % cheaper"
+    assert [p["why"] for p in st.plan()] == [row["plan"]]
+    k = st.kpis()
+    assert k.planned == 1 and k.completed_jobs == 3
+    assert k.realised_vs_expected_pct == pytest.approx(5.0)
