@@ -31,7 +31,8 @@ NOT_DONE: dict[str, str] = {}
 def benches(quick: bool, events: int | None) -> dict[str, list[str]]:
     tp_events = str(events or (300_000 if quick else 5_000_000))
     return {
-        "money": ["bench.bench_money", *(["--days", "7", "--no-write"] if quick else [])],
+        "money": ["bench.bench_money", *(["--months", "2018-07", "--variants", "all", "--days", "1", "--no-write"]
+                                         if quick else [])],
         "throughput": ["bench.bench_throughput", "--events", tp_events,
                        *(["--variants", "default", "--no-write"] if quick else [])],
         "dispatch": ["bench.bench_dispatch", *(["--quick"] if quick else [])],
