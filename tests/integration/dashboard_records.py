@@ -87,7 +87,10 @@ METRICS = [
      "cost_greedy": 2.0, "cost_naive": 3.0, "offers_expired": 0, "late_events": 0, "duplicates": 2, "dead_letters": 1},
     # Last tick: optional fields missing on purpose (the page shows what it has).
     {"tick": TICKS[2], "pending_jobs": 2, "solve_ms": 12.4, "solver": "milp", "cost": 3.0, "cost_greedy": 4.0,
-     "cost_naive": 4.0, "offers_expired": 1},
+     "cost_naive": 4.0, "offers_expired": 1, "planned_jobs": 1, "completed_jobs": 1, "completed_expected_cost": 1.0,
+     "completed_realised_cost": 1.1,
+     "plan": [{"job_id": "j-006", "site_id": "sto", "start_at": "2018-07-02T03:00:00Z", "priority": 7,
+               "expected_cost": 0.62, "greedy_cost": 1.0, "saving": 0.38, "forecast_share": 0.25}]},
 ]
 DEAD = [
     {"topic": "prices", "partition": 0, "offset": 812, "key": "ams", "raw": '{"site_id":"ams","price_per_mwh":"x"}',
@@ -108,6 +111,8 @@ EXPECTED = {
     "cum_naive": "10.00",
     "saving_greedy": "25.0 %",
     "saving_naive": "40.0 %",
+    "realised_vs_expected": "+10.0 %",
+    "plan_why": "waiting for 03:00 at sto, 38 % cheaper (25 % on forecast prices)",
     "last_solve": "12 ms",
 }
 RECORD_COUNT = 5 * len(TICKS) + len(JOBS) + len(DECISIONS) + len(METRICS) + len(DEAD)

@@ -43,7 +43,8 @@ def tiles(at: AppTest) -> dict[str, str]:
 
 
 # AppTest's Dataframe elements carry no key: each table is told apart by a column only it has.
-TABLE_COLUMN = {"site_costs_table": "price_data", "pending_table": "age_min", "decisions_table": "status"}
+TABLE_COLUMN = {"site_costs_table": "price_data", "pending_table": "age_min", "decisions_table": "status",
+                "plan_table": "why"}
 
 
 def frame(at: AppTest, key: str):
@@ -68,9 +69,9 @@ def test_tiles_and_tables_show_the_scripted_numbers_and_refresh_incrementally(pa
     assert t["Dead letters"] == e["dead_letters"]
     assert t["Cumulative cost"] == e["cum_cost"]
     assert t["Greedy baseline"] == e["cum_greedy"]
-    assert t["Naive baseline"] == e["cum_naive"]
     assert t["Saving vs greedy"] == e["saving_greedy"]
-    assert t["Saving vs naive"] == e["saving_naive"]
+    assert t["Saving vs round-robin"] == e["saving_naive"]
+    assert t["Realised vs expected"] == e["realised_vs_expected"]
     assert t["Last solve"] == e["last_solve"]
     assert t["Consumer lag"] == "0"
     assert f"{R.RECORD_COUNT} records read" in caption_text(at)
@@ -92,6 +93,10 @@ def test_tiles_and_tables_show_the_scripted_numbers_and_refresh_incrementally(pa
     assert list(pending["priority"]) == [1, 4]
     assert pending.set_index("job_id").loc["j-005", "deadline"] == "2018-07-01T16:00:00Z"
     assert pending.set_index("job_id").loc["j-005", "age_min"] == 8.0  # 10:02 -> 10:10
+    # why a job waits: the latest plan's line, in the queue and in the plan table
+    assert pending.set_index("job_id").loc["j-006", "plan"] == e["plan_why"]
+    assert pending.set_index("job_id").loc["j-005", "plan"] == ""
+    assert list(frame(at, "plan_table")["why"]) == [e["plan_why"]]
 
     decisions = frame(at, "decisions_table")
     assert list(decisions["job_id"]) == ["j-004", "j-003", "j-002", "j-001"]  # newest tick first
