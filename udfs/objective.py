@@ -291,12 +291,13 @@ def _canonical(jobs: Iterable[Job], sites: Iterable[SitePlan]) -> tuple[list[Job
 @dataclass(frozen=True)
 class Reduction:
     """Which options of each job enter the model: its ``top`` best overall, the ``per_site`` best
-    starts at every allowed site (room to move when a site fills up) and its cheapest start now.
-    Each job's best option is always kept, so a plan of every job at its best option that fits is
-    optimal for the full problem too."""
+    starts at each of its ``sites`` best sites (room to move when a site fills up) and its
+    cheapest start now. Each job's best option is always kept, so a plan of every job at its best
+    option that fits is optimal for the full problem too."""
 
     top: int = 5
     per_site: int = 1
+    sites: int = 5
 
 
 DEFAULT_REDUCTION = Reduction()
@@ -354,7 +355,8 @@ def plan_problem(jobs: Iterable[Job], sites: Iterable[SitePlan], tick_ms: int, *
     for jn in range(n_j):
         row = flat[jn]
         keep = {int(i) for i in order[jn, : reduction.top] if np.isfinite(row[i])}
-        for si in np.flatnonzero(allowed[jn]):
+        site_best = coef[jn, np.arange(n_s), best_site[jn, :, 0]]
+        for si in np.argsort(site_best, kind="stable")[: reduction.sites]:
             keep.update(int(si * n_t + ti) for ti in best_site[jn, si] if np.isfinite(coef[jn, si, ti]))
         if fits_now[jn].any():
             keep.add(int(np.argmin(now_cost[jn])) * n_t)

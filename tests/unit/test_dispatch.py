@@ -25,6 +25,7 @@ from udfs.objective import (
     CostCurve,
     DelayModel,
     Job,
+    Option,
     Reduction,
     SitePlan,
     objective_of,
@@ -283,8 +284,8 @@ def test_large_instance_is_reduced_stays_feasible_and_beats_greedy() -> None:
     r = solve_dispatch(jobs, sites, T, config=cfg)
     prob = plan_problem(jobs, sites, T)
     assert r.objective <= r.greedy_objective + 1e-9
-    assert all(len(o) <= cfg.reduction.top + 2 * 10 + 2 for o in prob.options)
-    chosen = {i: next(o for o in prob.options[i] if prob.sites[o.site].site_id == r.plan[j.job_id].site_id
-                      and o.start_ms == r.plan[j.job_id].start_ms)
+    assert all(len(o) <= cfg.reduction.top + cfg.reduction.sites * cfg.reduction.per_site + 1 for o in prob.options)
+    s_index = {s.site_id: i for i, s in enumerate(prob.sites)}
+    chosen = {i: Option(s_index[r.plan[j.job_id].site_id], r.plan[j.job_id].start_ms, 0.0, 0.0, 0.0)
               for i, j in enumerate(prob.jobs) if j.job_id in r.plan}
     assert usage_violations(prob, chosen) == []
