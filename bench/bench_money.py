@@ -432,11 +432,12 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         print(f"error: --variants: unknown {bad[0]!r} (one of {', '.join(VARIANTS)})", file=sys.stderr)
         return 2
-    runs = [run_variant(args, m, v, log=lambda s: print(s, flush=True))
-            for m in args.months.split(",") for v in args.variants.split(",")]
+    runs = []
+    for m in args.months.split(","):
+        for v in args.variants.split(","):
+            runs.append(run_variant(args, m, v, log=lambda s: print(s, flush=True)))
+            print("\n".join(report(runs[-1:])), flush=True)  # each variant's table as soon as it is done
     tables, verdicts = report(runs)
-    print(tables)
-    print(verdicts)
     if not args.no_write and not args.days:
         cmd = (f"python -m bench.bench_money --months {args.months} --variants {args.variants} --rate {args.rate:g} "
                f"--seed {args.seed}")
