@@ -26,17 +26,24 @@ what the dispatcher expects to do, revised at the next tick (model-predictive co
   one slot stands for. The rates are a business choice, calibrated on the sample
   (docs/BENCHMARKS.md "Money"): higher rates wait less and save less.
 * ``bonus_j`` = ``B`` x (10 - priority_j), ``B`` = 1 + sum_j max_o |cost + delay|: larger than
-  any change of the cost terms, so a plan that places one more job (higher priority first) in
-  the horizon always wins; among plans placing the same jobs, cost and delay decide.
+  any change of the cost terms, so a plan that places one more job in the horizon always wins,
+  and one job of a higher priority beats one of a lower (not lexicographic: two priority-5 jobs
+  outweigh one priority-0 job); among plans placing the same jobs, cost and delay decide.
 
 **Constraints.** Each job at most one option; capacity at every point p of the start grid and
 every site: the slots of planned jobs running at p (a job holds its slots for its whole run) <=
 the slots free at p (``available_slots`` now; later, the derated capacity minus the running
 jobs still running then; checking the start points is exact, since usage only rises at a start
 and the running jobs only release); allow-lists; ``latest_start_j`` = min(deadline, submitted +
-``max_wait`` of its priority) (hard; once passed, only "now"). **Priority:** every job at its
-last chance (latest start before the next tick) that greedy-by-priority starts now is *forced*
-to start now: no job greedy would start on time is missed at its last tick.
+``max_wait`` of its priority, 24 h by default) (hard; once passed, only "now"). **Priority:**
+every job at its last chance (latest start before the next tick) that greedy-by-priority starts
+now is *forced* to start now: no job greedy would start on time is missed at its last tick.
+(Earlier, a job planned later keeps its slots in the plan, so later ticks do not give them away
+lightly; a job that arrives later with a higher priority can still take them.)
+
+**Reduction** (``Reduction``): each job keeps its 5 best options, the best start at each of its 5
+best sites and its cheapest start now; its best option is always among them, so a plan of every
+job at its best option that fits is optimal for the full problem (udfs.dispatch's presolve).
 """
 
 from __future__ import annotations
