@@ -363,6 +363,9 @@ def _raise_interrupt(signum, frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C stops cleanly even when started in the background by a shell, which hands the
+    # process SIGINT ignored (then Python installs no handler of its own)
+    signal.signal(signal.SIGINT, _raise_interrupt)
     sink: P.Sink | None = None
     try:
         cfg = config_from_args(args)
