@@ -236,13 +236,14 @@ def run_policy(name: str, jobs: list[Job], month: Month, cfg: DispatchConfig, ca
                 chosen = baselines.price_only(prob)
             starts = {prob.jobs[jn].job_id: (prob.sites[o.site].site_id, o.cost) for jn, o in chosen.items()}
         res.solve_s.append(time.perf_counter() - s0)
+        j_index = {j.job_id: i for i, j in enumerate(prob.jobs)}
         for jid, (sid, expected) in starts.items():
             job = pending.pop(jid)
             end = t + job.duration_ms
             res.cost += job.slots * month.run(sid, t, end, month.rate[sid])
             res.mwh += job.slots * month.run(sid, t, end, month.mwh[sid])
             res.expected += expected
-            jn = next(i for i, j in enumerate(prob.jobs) if j.job_id == jid)
+            jn = j_index[jid]
             res.delay += prob.delay_per_hour[jn] * (t - job.submitted_ms) / HOUR_MS
             res.compute_hours += job.compute_hours
             res.placed += 1
