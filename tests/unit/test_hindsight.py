@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from udfs.hindsight import hindsight_optimum
+from bench.hindsight import hindsight_optimum
 from udfs.objective import DEFAULT_TICK_MS, Job, SiteState
 
 T = 1_530_439_200_000

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from udfs.hindsight import (
+from bench.hindsight import (
     hindsight_blocked,
     hindsight_bounds,
     hindsight_optimum,
