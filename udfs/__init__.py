@@ -1,1 +1,1 @@
-"""GeoDispatch domain core: plain Python, no Flink import in the core modules."""
+"""GeoDispatch domain core: plain Python, no Flink import."""
