@@ -42,12 +42,12 @@ def get_producer(bootstrap: str, topic: str) -> JobsProducer:
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def get_catalogue(path: str, synthetic: tuple[str, ...]) -> tuple[dict[str, Site], str | None]:
-    return load_catalogue(path, synthetic)
+def get_catalogue(path: str) -> tuple[dict[str, Site], str | None]:
+    return load_catalogue(path)
 
 
 reader = get_reader(repr(CONFIG), CONFIG)
-catalogue, catalogue_problem = get_catalogue(CONFIG.sites_path, CONFIG.synthetic_sites)
+catalogue, catalogue_problem = get_catalogue(CONFIG.sites_path)
 
 
 def fmt(value: float | int | None, spec: str = ",.0f", suffix: str = "") -> str:

@@ -1,5 +1,6 @@
-"""Data side of the dashboard: configuration, site catalogue, the incremental topic reader and
-the pure fold of output records into what the page shows.
+"""Data side of the dashboard: configuration, the site catalogue (the job's own loader,
+``udfs.catalogue``), the incremental topic reader and the pure fold of output records into what
+the page shows.
 
 Nothing here imports Streamlit. ``DashboardState`` is a plain fold (``apply`` one record at a
 time, then ask for tables and KPIs) tested without Kafka; ``TopicReader`` owns one
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from udfs import topics as T
+from udfs.catalogue import Site
+from udfs.catalogue import load_catalogue as load_site_catalogue
 from udfs.timeutil import format_ts, parse_ts_ms
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,9 +43,6 @@ _DEFAULT_TOPICS = {
     DEAD_LETTER: T.DEAD_LETTER,
 }
 STATUSES = ("dispatched", "cancelled", "missed-deadline", "rejected")
-# Sites whose price series is generated (no public real data for US nodes ships in a registry
-# package); used only when the catalogue itself does not say. Override with GRD_SYNTHETIC_SITES.
-DEFAULT_SYNTHETIC_SITES = ("chi", "tus")
 METRIC_FIELDS = (
     "pending_jobs",
     "dispatched",
@@ -76,7 +76,6 @@ class DashboardConfig:
     refresh_s: float = 3.0
     history_points: int = 4000
     max_records_per_refresh: int = 200_000
-    synthetic_sites: tuple[str, ...] = DEFAULT_SYNTHETIC_SITES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DashboardConfig:
@@ -84,7 +83,6 @@ class DashboardConfig:
         overrides = tuple(
             (kind, env[f"GRD_TOPIC_{kind.upper()}"]) for kind in KINDS if env.get(f"GRD_TOPIC_{kind.upper()}")
         )
-        synthetic = env.get("GRD_SYNTHETIC_SITES")
         return cls(
             bootstrap=env.get("KAFKA_BOOTSTRAP", cls.bootstrap),
             sites_path=env.get("GRD_SITES", cls.sites_path),
@@ -94,11 +92,6 @@ class DashboardConfig:
             history_points=max(10, int(env.get("GRD_DASHBOARD_HISTORY", cls.history_points))),
             max_records_per_refresh=max(
                 1, int(env.get("GRD_DASHBOARD_MAX_RECORDS", cls.max_records_per_refresh))
-            ),
-            synthetic_sites=(
-                tuple(s.strip() for s in synthetic.split(",") if s.strip())
-                if synthetic is not None
-                else DEFAULT_SYNTHETIC_SITES
             ),
         )
 
@@ -113,35 +106,19 @@ class DashboardConfig:
 
 
 # ---------------------------------------------------------------------------- site catalogue
-@dataclass(frozen=True)
-class Site:
-    site_id: str
-    name: str
-    region: str = ""
-    lat: float | None = None
-    lon: float | None = None
-    capacity_slots: int | None = None
-    synthetic: bool = False
-    currency: str = ""
-
-
-_SYNTHETIC_FLAGS = ("synthetic", "synthetic_price", "price_synthetic", "synthetic_data")
-_SOURCE_FIELDS = (
-    "price", "pricing", "price_source", "price_node", "price_zone", "market", "bidding_zone", "source", "data_source"
-)
-
-
-def _is_synthetic(entry: Mapping[str, Any], site_id: str, default_synthetic: Iterable[str]) -> bool:
-    for flag in _SYNTHETIC_FLAGS:
-        if isinstance(entry.get(flag), bool):
-            return bool(entry[flag])
-    for name in _SOURCE_FIELDS:
-        value = entry.get(name)
-        if isinstance(value, str) and "synth" in value.lower():
-            return True
-        if isinstance(value, Mapping) and any("synth" in str(v).lower() for v in value.values()):
-            return True
-    return site_id in set(default_synthetic)
+def load_catalogue(path: str | os.PathLike[str]) -> tuple[dict[str, Site], str | None]:
+    """The job's own catalogue (``udfs.catalogue``), by site_id -> (sites, problem): a missing,
+    unreadable or invalid file gives no sites and a one-line reason instead of an exception."""
+    p = Path(path)
+    if not p.is_file() and not p.is_absolute() and (REPO / p).is_file():
+        p = REPO / p  # the default conf/sites.yaml, when the page was started from another directory
+    if not p.is_file():
+        return {}, f"site catalogue {p} not found (set GRD_SITES)"
+    try:
+        catalogue = load_site_catalogue(p)
+    except (OSError, ValueError) as exc:
+        return {}, f"site catalogue {p} unreadable: {str(exc).splitlines()[0]}"
+    return {site.site_id: site for site in catalogue}, None
 
 
 def _float_or_none(value: Any) -> float | None:
@@ -150,53 +127,6 @@ def _float_or_none(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
-
-
-def parse_catalogue(doc: Any, default_synthetic: Iterable[str] = DEFAULT_SYNTHETIC_SITES) -> dict[str, Site]:
-    """Accepts the catalogue as a list of site mappings, ``{sites: [...]}``, ``{sites: {id: {...}}}``
-    or ``{id: {...}}``; keeps the fields the page needs and ignores the rest."""
-    if isinstance(doc, Mapping) and "sites" in doc:
-        doc = doc["sites"]
-    entries: list[tuple[str, Mapping[str, Any]]] = []
-    if isinstance(doc, list):
-        entries = [(str(e.get("site_id") or e.get("id") or ""), e) for e in doc if isinstance(e, Mapping)]
-    elif isinstance(doc, Mapping):
-        entries = [(str(v.get("site_id") or k), v) for k, v in doc.items() if isinstance(v, Mapping)]
-    sites: dict[str, Site] = {}
-    for site_id, entry in entries:
-        if not site_id:
-            continue
-        capacity = _float_or_none(entry.get("capacity_slots"))
-        sites[site_id] = Site(
-            site_id=site_id,
-            name=str(entry.get("name") or site_id),
-            region=str(entry.get("region") or ""),
-            lat=_float_or_none(entry.get("lat", entry.get("latitude"))),
-            lon=_float_or_none(entry.get("lon", entry.get("longitude"))),
-            capacity_slots=int(capacity) if capacity is not None else None,
-            synthetic=_is_synthetic(entry, site_id, default_synthetic),
-            currency=str(entry.get("currency") or ""),
-        )
-    return sites
-
-
-def load_catalogue(
-    path: str | os.PathLike[str], default_synthetic: Iterable[str] = DEFAULT_SYNTHETIC_SITES
-) -> tuple[dict[str, Site], str | None]:
-    """-> (sites, problem). A missing or unreadable file gives no sites and a one-line reason."""
-    import yaml
-
-    p = Path(path)
-    if not p.is_file() and not p.is_absolute() and (REPO / p).is_file():
-        p = REPO / p  # the default conf/sites.yaml, when the page was started from another directory
-    if not p.is_file():
-        return {}, f"site catalogue {p} not found (set GRD_SITES)"
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        return {}, f"site catalogue {p} unreadable: {str(exc).splitlines()[0]}"
-    sites = parse_catalogue(doc, default_synthetic)
-    return sites, None if sites else f"site catalogue {p} lists no sites"
 
 
 # ---------------------------------------------------------------------------- the fold
@@ -482,7 +412,7 @@ class DashboardState:
                     "site_id": site_id,
                     "name": site.name if site else site_id,
                     "region": site.region if site else "",
-                    "price_data": "synthetic price" if (site and site.synthetic) else "real market price",
+                    "price_data": "synthetic price" if (site and site.price_synthetic) else "real market price",
                     "lat": site.lat if site else None,
                     "lon": site.lon if site else None,
                     "tick": r.get("tick"),

@@ -12,13 +12,19 @@ from tests.conftest import create_topics
 from udfs import topics as T
 from udfs.timeutil import parse_ts_ms
 
+# The schema of conf/sites.yaml (udfs/catalogue.py reads it for the page too).
 CATALOGUE = """\
 sites:
-  - {site_id: ams, name: Amsterdam, region: NL, lat: 52.37, lon: 4.90, capacity_slots: 400}
-  - {site_id: trn, name: Turin, region: IT-NORD, lat: 45.07, lon: 7.69, capacity_slots: 300}
-  - {site_id: sto, name: Stockholm, region: SE3, lat: 59.65, lon: 17.92, capacity_slots: 500}
-  - {site_id: chi, name: Chicago, region: US-MISO, lat: 41.88, lon: -87.63, capacity_slots: 600, synthetic: true}
-  - {site_id: tus, name: Tucson, region: US-WECC, lat: 32.22, lon: -110.97, capacity_slots: 250, synthetic: true}
+  - {site_id: ams, name: Amsterdam, region: NL, lat: 52.37, lon: 4.90, capacity_slots: 400,
+     it_kw_per_slot: 0.4, offer_interval_min: 60}
+  - {site_id: trn, name: Turin, region: IT-NORD, lat: 45.07, lon: 7.69, capacity_slots: 300,
+     it_kw_per_slot: 0.4, offer_interval_min: 60}
+  - {site_id: sto, name: Stockholm, region: SE3, lat: 59.65, lon: 17.92, capacity_slots: 500,
+     it_kw_per_slot: 0.45, offer_interval_min: 60}
+  - {site_id: chi, name: Chicago, region: US-MISO, lat: 41.88, lon: -87.63, capacity_slots: 600,
+     it_kw_per_slot: 0.4, offer_interval_min: 5, currency: USD, fx_to_eur: 0.847, price_synthetic: true}
+  - {site_id: tus, name: Tucson, region: US-WECC, lat: 32.22, lon: -110.97, capacity_slots: 250,
+     it_kw_per_slot: 0.4, offer_interval_min: 5, currency: USD, fx_to_eur: 0.847, price_synthetic: true}
 """
 
 SITE_NAMES = {"ams": "Amsterdam", "trn": "Turin", "sto": "Stockholm", "chi": "Chicago", "tus": "Tucson"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections import namedtuple
-from pathlib import Path
 
 import pytest
 from kafka import TopicPartition
@@ -22,11 +21,9 @@ from dashboard.data import (
     Kpis,
     TopicReader,
     load_catalogue,
-    parse_catalogue,
 )
 from dashboard.jobs_form import build_cancel, build_submit
-
-REPO = Path(__file__).resolve().parents[2]
+from udfs.catalogue import Site
 
 
 def cost(site: str, tick: str, c: float = 0.02, **extra) -> dict:
@@ -37,6 +34,11 @@ def cost(site: str, tick: str, c: float = 0.02, **extra) -> dict:
 def submit(job: str, at: str, priority: int = 5, **extra) -> dict:
     return {"action": "submit", "job_id": job, "submitted_at": at, "compute_hours": 4.0, "slots": 2,
             "priority": priority, **extra}
+
+
+def catalogue_site(site_id: str, name: str, lat: float = 0.0, lon: float = 0.0, synthetic: bool = False) -> Site:
+    return Site(site_id, name, "r", lat, lon, capacity_slots=100, it_kw_per_slot=0.4, offer_interval_min=60,
+                price_synthetic=synthetic)
 
 
 def decision(job: str, status: str, tick: str, decision_id: str | None = None, site: str | None = "ams") -> dict:
@@ -52,66 +54,42 @@ def test_config_from_env_defaults_prefix_and_overrides():
     assert cfg.topics == {"site_costs": "site-costs", "dispatch": "dispatch", "jobs": "jobs",
                           "metrics": "pipeline-metrics", "dead_letter": "dead-letter"}
     cfg = DashboardConfig.from_env({"KAFKA_BOOTSTRAP": "h:1", "GRD_SITES": "x.yaml", "GRD_TOPIC_PREFIX": "t1-",
-                                    "GRD_TOPIC_DISPATCH": "my-dispatch", "GRD_DASHBOARD_REFRESH_S": "0.1",
-                                    "GRD_SYNTHETIC_SITES": "zzz"})
+                                    "GRD_TOPIC_DISPATCH": "my-dispatch", "GRD_DASHBOARD_REFRESH_S": "0.1"})
     assert (cfg.bootstrap, cfg.sites_path) == ("h:1", "x.yaml")
     assert cfg.topic(SITE_COSTS) == "t1-site-costs"
     assert cfg.topic(DISPATCH) == "my-dispatch"
     assert cfg.refresh_s == 0.5  # clamped
-    assert cfg.synthetic_sites == ("zzz",)
     hash(cfg)  # frozen, usable as a cache key
 
 
 # ---------------------------------------------------------------------------- catalogue
-@pytest.mark.parametrize(
-    "doc",
-    [
-        [{"site_id": "ams", "name": "Amsterdam", "lat": 52.4, "lon": 4.9}, {"site_id": "chi", "name": "Chicago"}],
-        {"sites": [{"site_id": "ams", "name": "Amsterdam", "lat": 52.4, "lon": 4.9}, {"id": "chi", "name": "Chicago"}]},
-        {"sites": {"ams": {"name": "Amsterdam", "lat": 52.4, "lon": 4.9}, "chi": {"name": "Chicago"}}},
-        {"ams": {"name": "Amsterdam", "latitude": 52.4, "longitude": 4.9}, "chi": {"name": "Chicago"}},
-    ],
-)
-def test_parse_catalogue_accepts_common_shapes(doc):
-    sites = parse_catalogue(doc)
-    assert list(sites) == ["ams", "chi"]
-    assert (sites["ams"].name, sites["ams"].lat, sites["ams"].lon) == ("Amsterdam", 52.4, 4.9)
-    assert sites["chi"].lat is None
-    assert not sites["ams"].synthetic and sites["chi"].synthetic  # default synthetic set: chi, tus
-
-
-def test_synthetic_flag_from_catalogue_wins_over_default():
-    sites = parse_catalogue(
-        [
-            {"site_id": "chi", "name": "Chicago", "synthetic": False},
-            {"site_id": "xyz", "name": "X", "price_source": "synthetic-us"},
-            {"site_id": "abc", "name": "A", "price": {"source": "synthetic"}},
-            {"site_id": "ams", "name": "Amsterdam", "price_source": "smard:NL"},
-        ]
-    )
-    assert [s for s, site in sites.items() if site.synthetic] == ["xyz", "abc"]
-
-
-def test_load_catalogue_missing_and_present(tmp_path):
+def test_load_catalogue_missing_present_and_invalid(tmp_path):
+    """The job's loader (udfs.catalogue) by site_id; its errors become the page's one-line problem."""
     sites, problem = load_catalogue(tmp_path / "nope.yaml")
     assert sites == {} and "not found" in problem
     path = tmp_path / "s.yaml"
-    path.write_text("sites:\n  - {site_id: sto, name: Stockholm, lat: 59.6, lon: 17.9, capacity_slots: 500}\n")
+    path.write_text("sites:\n"
+                    "  - {site_id: sto, name: Stockholm, region: SE3, lat: 59.6, lon: 17.9, capacity_slots: 500,"
+                    " it_kw_per_slot: 0.4, offer_interval_min: 60}\n"
+                    "  - {site_id: chi, name: Chicago, region: US, lat: 41.9, lon: -87.6, capacity_slots: 600,"
+                    " it_kw_per_slot: 0.4, offer_interval_min: 5, price_synthetic: true}\n")
     sites, problem = load_catalogue(path)
     assert problem is None and sites["sto"].capacity_slots == 500
+    assert not sites["sto"].price_synthetic and sites["chi"].price_synthetic
     path.write_text("sites: [unclosed")
     assert "unreadable" in load_catalogue(path)[1]
+    path.write_text("sites:\n  - {site_id: sto, name: Stockholm}\n")  # the job would refuse it too
+    sites, problem = load_catalogue(path)
+    assert sites == {} and "site 'sto'" in problem
 
 
 def test_project_catalogue():
-    """The catalogue udfs/ ships (conf/sites.yaml): five sites with coordinates, chi and tus synthetic."""
-    path = REPO / "conf" / "sites.yaml"
-    sites, problem = load_catalogue(path)
+    """The catalogue the job reads (conf/sites.yaml), also by relative path: chi and tus synthetic."""
+    sites, problem = load_catalogue("conf/sites.yaml")
     assert problem is None
     assert {"ams", "trn", "sto", "chi", "tus"} <= set(sites)
-    assert all(s.lat is not None and s.lon is not None for s in sites.values())
-    assert {s for s, site in sites.items() if site.synthetic} >= {"chi", "tus"}
-    assert {s for s, site in sites.items() if not site.synthetic} >= {"ams", "trn", "sto"}
+    assert {s for s, site in sites.items() if site.price_synthetic} >= {"chi", "tus"}
+    assert {s for s, site in sites.items() if not site.price_synthetic} >= {"ams", "trn", "sto"}
 
 
 # ---------------------------------------------------------------------------- fold: site costs
@@ -131,7 +109,7 @@ def test_site_costs_latest_per_site_and_series_in_tick_order():
 
 
 def test_current_costs_lists_catalogue_sites_first_with_synthetic_label():
-    catalogue = parse_catalogue([{"site_id": "tus", "name": "Tucson"}, {"site_id": "ams", "name": "Amsterdam"}])
+    catalogue = {"tus": catalogue_site("tus", "Tucson", synthetic=True), "ams": catalogue_site("ams", "Amsterdam")}
     st = DashboardState()
     st.apply(SITE_COSTS, cost("zzz", "2018-07-01T10:00:00Z"))
     st.apply(SITE_COSTS, cost("ams", "2018-07-01T10:00:00Z"))
@@ -403,8 +381,8 @@ def test_charts_build_valid_vega_lite_with_and_without_data():
         st.apply(SITE_COSTS, cost(site, "2018-07-01T10:00:00Z"))
         st.apply(SITE_COSTS, cost(site, "2018-07-01T10:05:00Z", available=False))
     st.apply(METRICS, {"tick": "2018-07-01T10:00:00Z", "cost": 1.0, "cost_greedy": 2.0, "cost_naive": 3.0})
-    catalogue = parse_catalogue([{"site_id": "ams", "name": "Amsterdam", "lat": 52.4, "lon": 4.9},
-                                 {"site_id": "chi", "name": "Chicago", "lat": 41.9, "lon": -87.6}])
+    catalogue = {"ams": catalogue_site("ams", "Amsterdam", 52.4, 4.9),
+                 "chi": catalogue_site("chi", "Chicago", 41.9, -87.6, synthetic=True)}
     rows = st.current_costs(catalogue)
     spec = charts.site_map(rows).to_dict()
     assert [c["title"] for c in spec["hconcat"]] == ["Europe & east", "Americas"]
