@@ -13,6 +13,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "BENCHMARKS.md"
+SAMPLE = REPO / "data" / "sample"
 PY = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv" / "bin" / "python").exists() else sys.executable
 
 
@@ -97,6 +98,39 @@ def code_label(spec: str) -> str:
     dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "flink_jobs", "udfs"],
                            capture_output=True, text=True).stdout.strip()
     return f"working tree on {sha}" + (" (with uncommitted changes in flink_jobs/ or udfs/)" if dirty else "")
+
+
+def sample_records(copies: int, start_ms: int, end_ms: int, jobs: list[dict],
+                   rename: bool = True) -> list[tuple[int, str, bytes, bytes]]:
+    """(event time ms, topic, key, value) of the sample's prices and weather with event time in
+    [start, end), each site as ``copies`` renamed copies (``ams-t000``, ``ams-t001``, ...; one copy
+    under its own id when not ``rename``), and the jobs, in event-time order (stable: a site's
+    records keep the order of the file)."""
+    import json
+
+    from sources.dataset import parse_line
+    from udfs.timeutil import parse_ts_ms
+
+    out: list[tuple[int, str, bytes, bytes]] = []
+    for topic in ("prices", "weather"):
+        for i, line in enumerate((SAMPLE / f"{topic}.jsonl").read_bytes().splitlines(), 1):
+            if not line.strip():
+                continue
+            ev = parse_line(topic, line, f"{topic}.jsonl:{i}")
+            if not start_ms <= ev.ts < end_ms:
+                continue
+            if not rename:
+                out.append((ev.ts, topic, ev.key.encode(), ev.value))
+                continue
+            for k in range(copies):
+                new_id = f"{ev.key}-t{k:03d}"
+                value = ev.value.replace(f'"site_id":"{ev.key}"'.encode(), f'"site_id":"{new_id}"'.encode(), 1)
+                out.append((ev.ts, topic, new_id.encode(), value))
+    for job in jobs:
+        out.append((parse_ts_ms(job["submitted_at"]), "jobs", job["job_id"].encode(),
+                    json.dumps(job, separators=(",", ":")).encode()))
+    out.sort(key=lambda r: r[0])
+    return out
 
 
 def read_committed_records(bootstrap: str, topic: str, idle_polls: int = 3) -> list[tuple[int, bytes]]:

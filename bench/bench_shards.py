@@ -31,11 +31,17 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench._common import machine, md_table, private_broker, read_committed_records, write_section  # noqa: E402
+from bench._common import (  # noqa: E402
+    machine,
+    md_table,
+    private_broker,
+    read_committed_records,
+    sample_records,
+    write_section,
+)
 from bench.bench_throughput import create, run_job, site_catalogue  # noqa: E402
 
 TITLE = "Sharded dispatch"
-SAMPLE = REPO / "data" / "sample"
 START = "2018-07-01T00:00:00Z"
 
 
@@ -43,26 +49,8 @@ def load_inputs(bootstrap: str, prefixes: list[str], copies: int, base_ids: list
                 end_ms: int, jobs: list[dict]) -> int:
     from confluent_kafka import Producer
 
-    from sources.dataset import parse_line
-    from udfs.timeutil import parse_ts_ms
-
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": "all"})
-    items = []
-    for topic in ("prices", "weather"):
-        for i, line in enumerate((SAMPLE / f"{topic}.jsonl").read_bytes().splitlines(), 1):
-            if not line.strip():
-                continue
-            ev = parse_line(topic, line, f"{topic}.jsonl:{i}")
-            if not start_ms <= ev.ts < end_ms:
-                continue
-            for k in range(copies):
-                new_id = f"{ev.key}-t{k:03d}"
-                value = ev.value.replace(f'"site_id":"{ev.key}"'.encode(), f'"site_id":"{new_id}"'.encode(), 1)
-                items.append((ev.ts, topic, new_id.encode(), value))
-    for job in jobs:
-        items.append((parse_ts_ms(job["submitted_at"]), "jobs", job["job_id"].encode(),
-                      json.dumps(job).encode()))
-    items.sort(key=lambda it: (it[0], it[1]))
+    items = sample_records(copies, start_ms, end_ms, jobs)
     for prefix in prefixes:
         for ts, topic, key, value in items:
             producer.produce(prefix + topic, value, key, timestamp=ts)

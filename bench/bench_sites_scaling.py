@@ -40,12 +40,12 @@ from bench._common import (  # noqa: E402
     md_table,
     private_broker,
     read_committed_records,
+    sample_records,
     write_section,
 )
 from bench.bench_latency import JobProcess, create_topics, generated_catalogue, pct  # noqa: E402
 
 TITLE = "Sites scaling"
-SAMPLE = REPO / "data" / "sample"
 DEFAULT_START = "2018-07-02T00:00:00Z"
 
 
@@ -70,34 +70,12 @@ def produce(p, topic: str, value: bytes, key: bytes, ts: int) -> None:
 
 def load_sites_span(bootstrap: str, prefix: str, copies: int, start_ms: int, end_ms: int,
                     jobs: list[dict], rename: bool = True) -> dict[str, int]:
-    """Renamed copies of the sample's prices and weather with event time in [start, end), and the
-    jobs, merged in event-time order (every partition stays ordered). Returns counts per topic."""
-    from sources.dataset import parse_line
-    from udfs.timeutil import parse_ts_ms
-
-    merged: list[tuple[int, str, bytes, bytes]] = []
-    for topic in ("prices", "weather"):
-        for i, ln in enumerate((SAMPLE / f"{topic}.jsonl").read_bytes().splitlines(), 1):
-            if not ln.strip():
-                continue
-            ev = parse_line(topic, ln, f"{topic}.jsonl:{i}")
-            if not start_ms <= ev.ts < end_ms:
-                continue
-            b = ev.key
-            if not rename:
-                merged.append((ev.ts, topic, ev.value, b.encode()))
-                continue
-            for k in range(copies):
-                new = f"{b}-t{k:03d}"
-                value = ev.value.replace(f'"site_id":"{b}"'.encode(), f'"site_id":"{new}"'.encode(), 1)
-                merged.append((ev.ts, topic, value, new.encode()))
-    for rec in jobs:
-        ts = parse_ts_ms(rec["submitted_at"])
-        merged.append((ts, "jobs", json.dumps(rec, separators=(",", ":")).encode(), rec["job_id"].encode()))
-    merged.sort(key=lambda r: r[0])
+    """``sample_records`` (renamed copies of the sample's prices and weather in [start, end), and the
+    jobs, in event-time order) into the prefixed topics. Returns counts per topic."""
+    merged = sample_records(copies, start_ms, end_ms, jobs, rename)
     p = producer(bootstrap)
     counts: dict[str, int] = {}
-    for ts, topic, value, key in merged:
+    for ts, topic, key, value in merged:
         produce(p, prefix + topic, value, key, ts)
         counts[topic] = counts.get(topic, 0) + 1
         if len(counts) and counts[topic] % 10_000 == 0:

@@ -23,6 +23,12 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def raise_interrupt(signum: int, frame: object) -> None:
+    """Signal handler: stop the way Ctrl-C does (``KeyboardInterrupt``), so SIGTERM also flushes
+    what was handed to the producer and prints the summary."""
+    raise KeyboardInterrupt
+
+
 def fail(message: str, code: int = 2) -> None:
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(code)

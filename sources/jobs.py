@@ -36,6 +36,7 @@ from sources.cli import (
     non_negative_int,
     positive_float,
     probability,
+    raise_interrupt,
     ts_arg,
 )
 from sources.progress import Progress
@@ -187,13 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _raise_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     sink: P.Sink | None = None
     out = None
     sent = 0

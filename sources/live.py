@@ -26,7 +26,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sources import producer as P
-from sources.cli import Parser, UserError, add_kafka_args, csv_list, fail, non_negative_int, positive_float
+from sources.cli import (
+    Parser,
+    UserError,
+    add_kafka_args,
+    csv_list,
+    fail,
+    non_negative_int,
+    positive_float,
+    raise_interrupt,
+)
 from sources.dataset import event_field
 from sources.sites import SiteRef, load_sites
 from udfs import topics as T
@@ -245,13 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _raise_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     import requests
 
     sink: P.Sink | None = None

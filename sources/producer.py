@@ -15,6 +15,9 @@ from sources.cli import UserError
 
 class Sink:
     name = "sink"
+    # Delivery failures so far and the last one's text; producers update them from their callbacks.
+    _failed = 0
+    _last_error = ""
 
     def send(self, topic: str, key: bytes, value: bytes, ts_ms: int) -> None:
         raise NotImplementedError
@@ -28,11 +31,11 @@ class Sink:
 
     @property
     def errors(self) -> int:
-        return 0
+        return self._failed
 
     @property
     def last_error(self) -> str:
-        return ""
+        return self._last_error
 
 
 @dataclass
@@ -101,14 +104,6 @@ class KafkaPythonSink(Sink):
     def close(self) -> None:
         self._producer.close(timeout=10)
 
-    @property
-    def errors(self) -> int:
-        return self._failed
-
-    @property
-    def last_error(self) -> str:
-        return self._last_error
-
 
 class ConfluentSink(Sink):
     name = "confluent"
@@ -169,14 +164,6 @@ class ConfluentSink(Sink):
 
     def flush(self, timeout_s: float = 60.0) -> int:
         return int(self._producer.flush(timeout_s))
-
-    @property
-    def errors(self) -> int:
-        return self._failed
-
-    @property
-    def last_error(self) -> str:
-        return self._last_error
 
 
 def confluent_available() -> bool:

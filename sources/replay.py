@@ -39,6 +39,7 @@ from sources.cli import (
     non_negative_int,
     positive_float,
     probability,
+    raise_interrupt,
     ts_arg,
 )
 from sources.dataset import REPLAY_TOPICS, Dataset, Event, fanout_site_ids, merged_events, shift_event, with_fanout
@@ -356,16 +357,12 @@ class _CountSink(P.Sink):
         pass
 
 
-def _raise_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     # Ctrl-C stops cleanly even when started in the background by a shell, which hands the
     # process SIGINT ignored (then Python installs no handler of its own)
-    signal.signal(signal.SIGINT, _raise_interrupt)
+    signal.signal(signal.SIGINT, raise_interrupt)
     sink: P.Sink | None = None
     try:
         cfg = config_from_args(args)

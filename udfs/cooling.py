@@ -46,7 +46,8 @@ KELVIN = 273.15
 DEFAULT_COOLING = CoolingParams()
 
 
-def _check(name: str, value: float) -> float:
+def finite_number(name: str, value: float) -> float:
+    """``value`` as a float; ValueError naming ``name`` if it is not a finite number (bools refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{name}: must be a finite number, got {value!r}")
     return float(value)
@@ -104,8 +105,8 @@ def pue(temp_c: float, rel_humidity: float, params: CoolingParams = DEFAULT_COOL
     Raises ValueError on NaN/inf, on RH outside [0, 100] and on temperatures outside
     [-90, 70] degC (no weather station reports those; it is a unit or parsing error).
     """
-    t = _check("temp_c", temp_c)
-    rh = _check("rel_humidity", rel_humidity)
+    t = finite_number("temp_c", temp_c)
+    rh = finite_number("rel_humidity", rel_humidity)
     if not -90.0 <= t <= 70.0:
         raise ValueError(f"temp_c: {t} degC is outside the plausible range [-90, 70]")
     if not 0.0 <= rh <= 100.0:
@@ -117,9 +118,9 @@ def cooling_kw(
     it_kw: float, pue_value: float, overhead: float = DEFAULT_COOLING.fixed_overhead
 ) -> float:
     """Cooling load (kW) = IT load x (PUE - 1 - other overhead), never negative."""
-    it = _check("it_kw", it_kw)
-    pv = _check("pue", pue_value)
-    ov = _check("overhead", overhead)
+    it = finite_number("it_kw", it_kw)
+    pv = finite_number("pue", pue_value)
+    ov = finite_number("overhead", overhead)
     if it < 0:
         raise ValueError(f"it_kw: must be >= 0, got {it}")
     if pv < 1:

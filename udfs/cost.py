@@ -20,19 +20,13 @@ import math
 from dataclasses import dataclass
 
 from udfs.catalogue import Site, ThermalLimits
-from udfs.cooling import cooling_kw, pue
+from udfs.cooling import cooling_kw, finite_number, pue
 
 DEFAULT_THERMAL = ThermalLimits()
 
 
-def _finite(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name}: must be a finite number, got {value!r}")
-    return float(value)
-
-
 def _non_negative(name: str, value: float) -> float:
-    v = _finite(name, value)
+    v = finite_number(name, value)
     if v < 0:
         raise ValueError(f"{name}: must be >= 0, got {value!r}")
     return v
@@ -45,9 +39,9 @@ def cost_per_compute_hour(
     fixed_cost_per_slot_hour: float = 0.0,
 ) -> float:
     """price/1000 x it_kw_per_slot x PUE + fixed, in the price's currency per slot-hour."""
-    price = _finite("price_per_mwh", price_per_mwh)
+    price = finite_number("price_per_mwh", price_per_mwh)
     kw = _non_negative("it_kw_per_slot", it_kw_per_slot)
-    pv = _finite("pue", pue_value)
+    pv = finite_number("pue", pue_value)
     if pv < 1.0:
         raise ValueError(f"pue: must be >= 1, got {pue_value!r}")
     fixed = _non_negative("fixed_cost_per_slot_hour", fixed_cost_per_slot_hour)
@@ -70,7 +64,7 @@ def unavailable_reason(online: bool, has_offer: bool, has_weather: bool, slots: 
 
 def thermal_derating(temp_c: float, limits: ThermalLimits = DEFAULT_THERMAL) -> float:
     """Fraction of the capacity usable at outdoor temperature ``temp_c`` (in [floor, 1])."""
-    t = _finite("temp_c", temp_c)
+    t = finite_number("temp_c", temp_c)
     if t <= limits.derate_start_c:
         return 1.0
     if t >= limits.derate_max_c:
@@ -102,7 +96,7 @@ def available_slots(
         raise ValueError(
             f"committed_slots: must be a non-negative integer, got {committed_slots!r}"
         )
-    d = _finite("derating", derating)
+    d = finite_number("derating", derating)
     if not 0.0 <= d <= 1.0:
         raise ValueError(f"derating: must be in [0, 1], got {derating!r}")
     if not online or not has_offer:
