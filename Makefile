@@ -58,7 +58,7 @@ $(OPERATORS_JAR): $(OPERATORS_SRC) $(STAMP_VENV) $(JARS_STAMP)
 	@command -v javac >/dev/null || { echo "error: javac not found: install a JDK 17 or newer (apt-get install openjdk-17-jdk-headless)"; exit 2; }
 	@rm -rf $(CACHE)/jvm-classes && mkdir -p $(CACHE)/jvm-classes
 	@javac --release 11 -Xlint:all -Werror -d $(CACHE)/jvm-classes \
-	  -cp "$$($(PY) -c 'import pathlib, pyflink; print(*(pathlib.Path(pyflink.__file__).parent / "lib").glob("flink-dist-*.jar"))')" \
+	  -cp "$$($(PY) -c 'import pathlib, pyflink; lib = pathlib.Path(pyflink.__file__).parent / "lib"; print(*[*lib.glob("flink-dist-*.jar"), *lib.glob("flink-table-api-java-uber-*.jar")], sep=":")')" \
 	  $(OPERATORS_SRC)
 	@jar cf $@ -C $(CACHE)/jvm-classes .
 

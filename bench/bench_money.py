@@ -5,7 +5,7 @@
 
 Every policy runs as its own closed loop over the month with the pipeline's semantics: the tick
 inputs of ``tests/reference.py`` (offers in force and the offers *known* at each tick, day-ahead
-offers from their publication, through ``udfs.site_tracker.SiteTracker``; the latest weather),
+offers from their publication, through ``bench.site_history.SiteHistory``; the latest weather),
 site costs and free slots from ``udfs.cost.site_cost`` with the policy's *own* running jobs, its
 own pending queue, jobs released at ``end_at``, a job whose deadline passes unstarted missed. Every
 policy decides on the same ``udfs.objective.PlanProblem`` of its tick:
@@ -54,17 +54,17 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench._common import machine, md_table, write_section  # noqa: E402
+from bench.site_history import SiteHistory  # noqa: E402
 from sources.dataset import load_sample  # noqa: E402
 from sources.jobs import generate_jobs  # noqa: E402
 from udfs import baselines, topics  # noqa: E402
 from udfs.catalogue import Catalogue, load_catalogue  # noqa: E402
 from udfs.cost import site_cost  # noqa: E402
 from udfs.dispatch import DispatchConfig, solve_problem  # noqa: E402
-from udfs.dispatcher import MAX_CURVE_RUN_MS, cost_curve, job_from_record  # noqa: E402
+from udfs.dispatcher import MAX_CURVE_RUN_MS, SiteInputs, cost_curve, job_from_record  # noqa: E402
 from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, latest_start, plan_problem  # noqa: E402
 from udfs.records import RecordError, parse_input  # noqa: E402
-from udfs.site_tracker import ACCEPTED, SiteInputs, SiteTracker, tick_at_or_after  # noqa: E402
-from udfs.timeutil import parse_ts_ms  # noqa: E402
+from udfs.timeutil import parse_ts_ms, tick_at_or_after  # noqa: E402
 
 TITLE = "Money"
 HISTORY_DAYS = 8  # prices loaded before the month: the trackers' history and the week-ago forecast error
@@ -116,19 +116,18 @@ def load_month(catalogue: Catalogue, start: int, end: int, tick_len: int, site_i
     # it (runs that end after the month are charged what actually held)
     events = load_sample(REPO / "data" / "sample", topics=[topics.PRICES, topics.WEATHER],
                          start=start - HISTORY_DAYS * 24 * HOUR_MS, end=end + 8 * 24 * HOUR_MS, sites=site_ids)
-    trackers: dict[str, SiteTracker] = {}
+    trackers: dict[str, SiteHistory] = {}
     parsed = []
     for topic, recs in events.items():
         for rec in recs:
+            raw = json.dumps(rec)
             try:
-                parsed.append(parse_input(topic, json.dumps(rec), catalogue))
+                parsed.append((parse_input(topic, raw, catalogue), raw))
             except RecordError:
                 continue
-    parsed.sort(key=lambda p: p.event_ms)
-    for p in parsed:
-        tr = trackers.setdefault(p.key, SiteTracker(p.key, catalogue[p.key].offer_interval_ms))
-        if tr.add(p, watermark_ms=-(2**63)) != ACCEPTED:
-            continue
+    parsed.sort(key=lambda p: p[0].event_ms)
+    for p, raw in parsed:
+        trackers.setdefault(p.key, SiteHistory(p.key, catalogue[p.key].offer_interval_ms)).add(p, raw)
     ticks = list(range(tick_at_or_after(start - HISTORY_DAYS * 24 * HOUR_MS, tick_len), end + 8 * 24 * HOUR_MS,
                        tick_len))
     month = Month(catalogue, ticks, {})

@@ -2,14 +2,16 @@
 -> Kafka outputs (exactly-once).
 
     prices, weather, site-status, jobs (Kafka, raw JSON + partition/offset metadata)
-      -> event-time watermarks  (in SQL on the JVM, per partition: bounded out-of-orderness, idleness)
-      -> dispatch key           (on the JVM: one key, or with --dispatch-shards N the site's region
-                                 shard; job records through JobRouter, keyed by job_id, which sends
-                                 each job's records to the shard that decides it)
-      -> TickOperator           (udfs.tick_engine: parse and validate, bad records -> dead-letter
-                                 with topic/partition/offset/reason; offers in force, weather, status,
-                                 late/duplicate counted; pending jobs, committed slots, PuLP dispatch
-                                 per tick)
+      -> event-time watermarks  (SQL on the JVM, per partition: bounded out-of-orderness, idleness;
+                                 event time by geodispatch.EventTime, the validator's own parser)
+      -> SiteTicker             (Java, keyed by site_id: validate, bad records -> dead-letter with
+                                 topic/partition/offset/reason; duplicates and late records counted;
+                                 offers in force, weather, status; one row per site and tick)
+      -> dispatch key           (one key, or with --dispatch-shards N the site's region shard; job
+                                 records through JobRouter, keyed by job_id, which sends each job's
+                                 records to the shard that decides it)
+      -> TickOperator           (Python, per batch and tick: udfs.tick_engine: jobs validated, the
+                                 offer books, site costs, pending jobs, committed slots, the plan)
       -> site-costs, dispatch, pipeline-metrics (packed rows per watermark, split in SQL), dead-letter
                                 (Kafka, exactly-once)
 
@@ -45,6 +47,8 @@ from flink_jobs.runtime import (
 )
 from udfs import topics
 from udfs.catalogue import load_catalogue
+from udfs.cooling import MAX_WEATHER_AGE_MS
+from udfs.forecast import HISTORY_MS
 from udfs.sharding import assign_shards
 
 # The JSON fields that carry each topic's event time, first present wins (udfs.records says the
@@ -57,23 +61,19 @@ EVENT_TIME_FIELDS = {
 }
 
 
-def _ts_sql(field: str) -> str:
-    value = f"JSON_VALUE(`v`, '$.{field}')"
-    return (f"COALESCE(TO_TIMESTAMP_LTZ(TRY_CAST({value} AS BIGINT), 3), "
-            f"CAST(TRY_CAST(REPLACE(REPLACE({value}, 'T', ' '), 'Z', '') AS TIMESTAMP(3)) AS TIMESTAMP_LTZ(3)))")
-
-
 def event_time_sql(fields: tuple[str, ...]) -> str:
-    """Event time from the raw JSON on the JVM: the first of ``fields`` that parses (ISO-8601 ..Z
-    or epoch ms), else the Kafka record timestamp, so a malformed record never has a NULL rowtime
-    (it still reaches the dead-letter)."""
-    return f"COALESCE({', '.join(_ts_sql(f) for f in fields)}, `kafka_ts`)"
+    """Event time from the raw JSON on the JVM: the first of ``fields`` present, parsed by
+    geodispatch.EventTime (the validator's own timestamp rule), else the Kafka record timestamp, so
+    a malformed record never has a NULL rowtime (it still reaches the dead-letter)."""
+    names = ", ".join(sql_text(f) for f in fields)
+    return f"COALESCE(TO_TIMESTAMP_LTZ(EVENT_TIME_MS(`v`, {names}), 3), `kafka_ts`)"
 
 
 def declare_sources(t_env: StreamTableEnvironment, cfg: JobConfig) -> None:
     """One raw table per input topic: key, value text, where the record sits in Kafka, and its
     event time with a watermark. Watermarks are generated per Kafka partition by the source, so
     topics and partitions read at different speeds never make each other's records late."""
+    t_env.create_java_temporary_system_function("EVENT_TIME_MS", "geodispatch.EventTime")
     for topic in topics.INPUT_TOPICS:
         t_env.execute_sql(f"""
 CREATE TEMPORARY TABLE `src_{topic}` (
@@ -138,32 +138,55 @@ def shard_key_sql(site_shard: dict[str, int], keys: list[str]) -> str:
     return f"CASE JSON_VALUE(`v`, '$.site_id') {cases} ELSE {sql_text(keys[0])} END"
 
 
+def site_ticks(t_env: StreamTableEnvironment, cfg: JobConfig, dispatch_key: dict[str, str]) -> DataStream:
+    """The site topics' raw records, keyed by site_id on the JVM, through SiteTicker (Java): rows of
+    site ticks, each with the key of the dispatcher that decides its site. Its dead letters go
+    straight to the dead-letter table."""
+    from pyflink.java_gateway import get_gateway
+
+    jvm = get_gateway().jvm
+    catalogue = load_catalogue(cfg.sites_file)
+    intervals = jvm.java.util.HashMap()
+    for site in catalogue:
+        intervals.put(site.site_id, site.offer_interval_ms)
+    keys = jvm.java.util.HashMap()
+    for site_id, key in dispatch_key.items():
+        keys.put(site_id, key)
+    ticker = jvm.geodispatch.SiteTicker(intervals, keys, SINGLE_KEY, cfg.tick_minutes * 60_000, HISTORY_MS,
+                                        MAX_WEATHER_AGE_MS)
+    site_topics = [t for t in topics.INPUT_TOPICS if t != topics.JOBS]
+    keyed = keyed_raw_rows(t_env, [raw_rows_sql(t, "COALESCE(JSON_VALUE(`v`, '$.site_id'), '')") for t in site_topics])
+    j_ticks = keyed._j_data_stream.process(ticker, KEYED_RAW_TYPE.get_java_type_info()).name("site-ticker").uid(
+        "site-ticker")
+    dead = DataStream(j_ticks.getSideOutput(jvm.geodispatch.SiteTicker.DEAD_LETTERS))
+    t_env.create_temporary_view("site_dead_letters", t_env.from_data_stream(dead))
+    return DataStream(j_ticks)
+
+
 def build_pipeline(t_env: StreamTableEnvironment, cfg: JobConfig) -> DataStream:
     """Kafka input tables -> one stream of (topic, key, value) output rows, dead letters included.
 
-    Every record reaches Python exactly once, in the dispatch operator (TickOperator), keyed on
-    the JVM: with one dispatch key everything goes to it; with region shards site records go to
-    their site's shard (CASE in SQL) and job records through JobRouter, keyed by job_id, which
-    sends each job's records to the shard that decides it."""
+    Site records go through SiteTicker (Java, keyed by site); its site ticks and the job records
+    reach Python in the dispatch operator (TickOperator), keyed on the JVM: with one dispatch key
+    everything goes to it; with region shards a site's ticks go to its shard and job records
+    through JobRouter, keyed by job_id, which sends each job's records to the shard that decides it."""
     tick_ms = cfg.tick_minutes * 60_000
-    site_topics = [t for t in topics.INPUT_TOPICS if t != topics.JOBS]
     if cfg.dispatch_shards == 1:
         keys, site_shard = [SINGLE_KEY], {}
-        keyed_rows = raw_rows(t_env, [raw_rows_sql(t, sql_text(SINGLE_KEY)) for t in topics.INPUT_TOPICS])
+        jobs = raw_rows(t_env, [raw_rows_sql(topics.JOBS, sql_text(SINGLE_KEY))])
     else:
         catalogue = load_catalogue(cfg.sites_file)
         site_shard = assign_shards(catalogue, cfg.dispatch_shards)
         keys = shard_keys(cfg.dispatch_shards)
-        routed_jobs = (
+        jobs = (
             keyed_raw_rows(t_env, [raw_rows_sql(topics.JOBS, "COALESCE(JSON_VALUE(`v`, '$.job_id'), '')")])
             .process(JobRouter(frozenset(catalogue.site_ids), site_shard, keys), output_type=KEYED_RAW_TYPE)
             .name("job-router")
             .uid("job-router")
         )
-        site_rows = raw_rows(t_env, [raw_rows_sql(t, shard_key_sql(site_shard, keys)) for t in site_topics])
-        keyed_rows = site_rows.union(routed_jobs)
+    ticks = site_ticks(t_env, cfg, {site: keys[shard] for site, shard in site_shard.items()})
     outputs = (
-        key_by_first_field(batched_by_watermark(keyed_rows), RAW_BATCH_TYPE)
+        key_by_first_field(batched_by_watermark(ticks.union(jobs)), RAW_BATCH_TYPE)
         .process(TickOperator(cfg.sites_file, tick_ms, cfg.solver_time_limit_s,
                               keys if site_shard else None, site_shard), output_type=OUT_TYPE)
         .name("dispatch")
@@ -211,8 +234,9 @@ def attach_sinks(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,
     for topic in topics.OUTPUT_TOPICS:
         unpacked = (f" UNION ALL SELECT `k`, `v` FROM unpacked_outputs WHERE code = '{TOPIC_CODES[topic]}'"
                     if topic in TOPIC_CODES else "")
+        site_dead = (" UNION ALL SELECT `k`, `v` FROM site_dead_letters" if topic == topics.DEAD_LETTER else "")
         statements.add_insert_sql(f"INSERT INTO `sink_{topic}` SELECT `key` AS `k`, `value` AS `v` "
-                                  f"FROM job_outputs WHERE `topic` = '{topic}'{unpacked}")
+                                  f"FROM job_outputs WHERE `topic` = '{topic}'{unpacked}{site_dead}")
     statements.attach_as_datastream()
 
 

@@ -1,14 +1,15 @@
-"""The dispatch operator: state, timers and metrics around udfs.tick_engine.TickEngine (parsing,
-site trackers, pending jobs, dispatcher), which makes every decision; nothing here computes a cost
+"""The dispatch operator: state, timers and metrics around udfs.tick_engine.TickEngine (the
+offer books, pending jobs, dispatcher), which makes every decision; nothing here computes a cost
 or a plan.
 
-This module imports PuLP and HiGHS (through udfs.tick_engine); keep every other operator in
+This module imports PuLP and HiGHS (through udfs.tick_engine); keep every other Python operator in
 flink_jobs/elements.py, which does not (see there why).
 """
 
 from __future__ import annotations
 
 import heapq
+import json
 from dataclasses import dataclass, field
 
 from pyflink.common.typeinfo import Types
@@ -21,28 +22,8 @@ from udfs.catalogue import load_catalogue
 from udfs.dispatch import DispatchConfig
 from udfs.records import RecordError, parse_input
 from udfs.sharding import shard_catalogue
-from udfs.site_tracker import ACCEPTED
-from udfs.tick_engine import DeadRecord, TickEngine, TickResult
+from udfs.tick_engine import SITE_TICK, DeadRecord, TickEngine, TickResult
 from udfs.timeutil import format_ts
-
-SNAPSHOT_EVERY_TICKS = 64  # trackers are snapshotted this often; accepted site records in between are logged
-
-
-@dataclass
-class _LogEntry:
-    """One batch's accepted site records as the site-log holds them: an applied record's place
-    becomes None once a tracker snapshot holds it, and the entry goes when none is left."""
-    rows: list[tuple | None]
-    watermark: int  # the records were classified against it
-    unapplied: int
-
-
-def logged_rows(stored: list | tuple) -> list[tuple | None]:
-    """A site-log entry's records. The job before WatermarkBatcher (commit 3eb091a) logged each
-    record on its own, (topic, key, raw, partition, offset); its savepoints restore too."""
-    if isinstance(stored, tuple) and len(stored) == 5 and isinstance(stored[0], str):
-        return [stored]
-    return list(stored)
 
 
 @dataclass
@@ -50,33 +31,26 @@ class _KeyCache:
     """What TickOperator keeps in memory per key, mirroring its state (written through): only this
     instance writes the key's state, and a restore starts a new instance with an empty cache."""
     engine: TickEngine
-    log_seq: int  # the next site-log entry's number
-    log_open: dict[int, _LogEntry]  # the site-log's entries by number
-    ticks_since_snapshot: int = 0
     dispatcher_signature: tuple | None = None
     timers: set[int] = field(default_factory=set)  # pending timers this instance registered ...
     timer_heap: list[int] = field(default_factory=list)  # ... as a heap, to forget the ones passed
     counts_written: dict = field(default_factory=dict)  # the counters as last written to the core state
-    inbox_ticks: set[int] = field(default_factory=set)  # ticks with job events in the job-inbox state
 
 
 class TickOperator(KeyedProcessFunction):
     """One key (global dispatch) or one key per region shard: runs the key's udfs.tick_engine.
     TickEngine and writes what each tick decides.
 
-    Input is every raw input record of the key, in arrival order, batched per watermark on the JVM
-    (elements.batched_by_watermark: a batch arrives before the watermark that follows its records).
-    A site record is classified against this operator's watermark (late, duplicate, or queued for
-    the first tick it matters to, as tests/reference.py does); a job event joins its tick. One
-    timer, at the earliest due tick, wakes it; a firing runs every tick due up to the current
-    watermark (timers registered inside on_timer can fire late in PyFlink, so a firing only says
-    "event time reached T"), writes their output as packed rows, and sets the timer at the next due
-    tick.
+    Input: the site ticks of the key's sites (SiteTicker, on the JVM) and the raw job records, in
+    arrival order, batched per watermark on the JVM (elements.batched_by_watermark: a batch arrives
+    before the watermark that follows its records). A site tick waits for its tick; a job event is
+    validated and joins its tick. One timer, at the earliest due tick, wakes it; a firing runs
+    every tick due up to the current watermark (timers registered inside on_timer can fire late in
+    PyFlink, so a firing only says "event time reached T"), writes their output as packed rows, and
+    sets the timer at the next due tick.
 
-    State: the small core (last tick, ticking chain, counters), the dispatcher, the job inbox by
-    tick, a snapshot of the site trackers every SNAPSHOT_EVERY_TICKS ticks, and a log (one entry per
-    batch) of the site records accepted since then or still waiting for their tick. A restore
-    replays the log onto the snapshot (TickEngine.restore)."""
+    State: the small core (last tick, counters), the dispatcher, the offer books, and the site
+    ticks and job events waiting for their tick (by tick)."""
 
     def __init__(self, sites_file: str, tick_len_ms: int, solver_time_limit_s: float,
                  shard_keys: list[str] | None = None, site_shard: dict[str, int] | None = None):
@@ -88,7 +62,6 @@ class TickOperator(KeyedProcessFunction):
         self.site_shard = site_shard or {}
         self.pending_gauge_value = 0
         self.solve_ms_value = 0.0
-        self.parsed_unreported = 0  # records parsed, not yet added to the records_parsed counter
 
     def open(self, runtime_context: RuntimeContext):
         self.catalogue = load_catalogue(self.sites_file)
@@ -105,20 +78,16 @@ class TickOperator(KeyedProcessFunction):
 
         self.core_state = state("engine-core")
         self.dispatcher_state = state("dispatcher")
-        self.tracker_snapshot = state("tracker-snapshot")
-        # entry number -> (raw site record, the watermark it was classified against)
-        self.site_log = runtime_context.get_map_state(
-            MapStateDescriptor("site-log", Types.LONG(), Types.PICKLED_BYTE_ARRAY()))
+        self.books_state = state("offer-books")
+        self.site_inbox = runtime_context.get_map_state(
+            MapStateDescriptor("site-inbox", Types.LONG(), Types.PICKLED_BYTE_ARRAY()))
         self.job_inbox = runtime_context.get_map_state(
             MapStateDescriptor("job-inbox", Types.LONG(), Types.PICKLED_BYTE_ARRAY()))
         group = runtime_context.get_metrics_group().add_group("geodispatch")
         group.gauge("pending_jobs", lambda: self.pending_gauge_value)
         group.gauge("solve_ms", lambda: int(round(self.solve_ms_value)))  # the last tick's; a gauge must be an int
         self.decisions_counter = group.counter("decisions")
-        self.dead_letters = group.counter("dead_letters")
-        self.parsed = group.counter("records_parsed")
-        self.late = group.counter("late_events")
-        self.duplicates = group.counter("duplicates")
+        self.dead_letters = group.counter("dead_letters")  # the job records'; SiteTicker counts the rest
         self.expired = group.counter("offers_expired")
         self.late_jobs = group.counter("late_jobs")
 
@@ -126,17 +95,10 @@ class TickOperator(KeyedProcessFunction):
         found = self.cache.get(key)
         if found is None:
             engine = TickEngine(self.shard_catalogues.get(key, self.catalogue), self.tick_len_ms, self.config,
-                                self.known_sites, site_cost_json=True)
-            entries = [(seq, logged_rows(stored), watermark)
-                       for seq, (stored, watermark) in sorted(self.site_log.items())]
-            engine.restore(self.core_state.value(), self.dispatcher_state.value(), self.tracker_snapshot.value(),
-                           [([row], watermark, (seq, i)) for seq, rows, watermark in entries
-                            for i, row in enumerate(rows) if row is not None],
-                           dict(self.job_inbox.items()))
-            log_open = {seq: _LogEntry(rows, watermark, sum(row is not None for row in rows))
-                        for seq, rows, watermark in entries}
-            found = self.cache[key] = _KeyCache(engine, entries[-1][0] + 1 if entries else 0, log_open,
-                                                inbox_ticks=set(engine.inbox), counts_written=dict(engine.counts))
+                                site_cost_json=True)
+            engine.restore(self.core_state.value(), self.dispatcher_state.value(), self.books_state.value(),
+                           dict(self.site_inbox.items()), dict(self.job_inbox.items()))
+            found = self.cache[key] = _KeyCache(engine, counts_written=dict(engine.counts))
         return found
 
     def _timer_at(self, cached: _KeyCache, tick: int | None, timers) -> None:
@@ -150,93 +112,68 @@ class TickOperator(KeyedProcessFunction):
         timers.register_event_time_timer(tick)
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
-        # value: the key's records since the last watermark, in arrival order, as one array per
-        # field: topic, key, raw, partition, offset (WatermarkBatcher, flink_jobs/jvm): one call
-        # from the JVM per batch, not per record
+        # value: the key's rows since the last watermark, in arrival order, as one array per field:
+        # topic, key, value, partition, offset (WatermarkBatcher, flink_jobs/jvm): one call from the
+        # JVM per batch, not per row
         timers = ctx.timer_service()
-        watermark = timers.current_watermark()  # what each record would have met alone
+        watermark = timers.current_watermark()  # what each job event would have met alone
         # every call into the JVM costs: with one dispatch key there is no need to ask for it
         cached = self._cached(ctx.get_current_key() if self.shard_keys else SINGLE_KEY)
         engine = cached.engine
-        seq = cached.log_seq
-        accepted: list[tuple] = []  # the batch's accepted site records: one log entry
+        site_ticks: set[int] = set()
         job_ticks: set[int] = set()
         late_jobs_before = engine.counts.get("late_jobs", 0)
-        parsed = 0
         for row in zip(*value, strict=True):
-            if row[0] == topics.JOBS:
-                dead = self._job_record(engine, row, watermark, job_ticks)
-            else:
-                outcome = engine.add_site_record(row, watermark, tag=(seq, len(accepted)))
-                dead = outcome if isinstance(outcome, DeadRecord) else None
-                if outcome == ACCEPTED:  # only what a restore must replay is logged
-                    accepted.append(row)
-            if dead is not None:
+            if row[0] == SITE_TICK:
+                tick = engine.add_site_tick(json.loads(row[2]))
+                if tick is not None:
+                    site_ticks.add(tick)
+                continue
+            try:
+                parsed = parse_input(topics.JOBS, row[2], self.known_sites)
+            except RecordError as exc:
+                engine.count("dead_letters")
                 self.dead_letters.inc()
-                yield dead_letter_row(dead)
-            else:
-                parsed += 1
-        if accepted:
-            self.site_log.put(seq, (accepted, watermark))
-            cached.log_open[seq] = _LogEntry(accepted, watermark, len(accepted))
-            cached.log_seq += 1
+                yield dead_letter_row(DeadRecord(row[0], row[3], row[4], row[1], row[2], str(exc)))
+                continue
+            job_ticks.add(engine.add_job_event(parsed, (row[3], row[4], row[2]), watermark))
+        for tick in site_ticks:
+            self.site_inbox.put(tick, engine.site_inbox[tick])
         for tick in job_ticks:
             self.job_inbox.put(tick, engine.inbox[tick])
-            cached.inbox_ticks.add(tick)
         late_jobs = engine.counts.get("late_jobs", 0) - late_jobs_before
         if late_jobs > 0:
             self.late_jobs.inc(late_jobs)
         for tick in engine.take_new_due_ticks():
             self._timer_at(cached, tick, timers)
-        if parsed:  # counted here, handed to the Flink counter at most a second later (a JVM call each)
-            if not self.parsed_unreported:
-                timers.register_processing_time_timer(timers.current_processing_time() + 1000)
-            self.parsed_unreported += parsed
-        if engine.counts != cached.counts_written:  # only counters change here (and what the logs hold)
+        if engine.counts != cached.counts_written:  # only counters change here (and what the inboxes hold)
             self.core_state.update(engine.core_state())
             cached.counts_written = dict(engine.counts)
 
-    def _job_record(self, engine: TickEngine, row: tuple, watermark: int, job_ticks: set[int]) -> DeadRecord | None:
-        try:
-            parsed = parse_input(topics.JOBS, row[2], self.known_sites)
-        except RecordError as exc:
-            engine.count("dead_letters")
-            return DeadRecord(row[0], row[3], row[4], row[1], row[2], str(exc))
-        job_ticks.add(engine.add_job_event(parsed, (row[3], row[4], row[2]), watermark))
-        return None
-
-    def _report_parsed(self) -> None:
-        if self.parsed_unreported:
-            self.parsed.inc(self.parsed_unreported)
-            self.parsed_unreported = 0
-
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        self._report_parsed()
         if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
             return
         key = ctx.get_current_key()
         cached = self._cached(key)
         engine = cached.engine
         timers = ctx.timer_service()
-        # Every tick up to the watermark, not only up to this timer: all records before the
-        # watermark are in, and reading a backlog one watermark covers hundreds of ticks, each of
-        # which would otherwise be a call from the JVM with its own output rows.
+        # Every tick up to the watermark, not only up to this timer: all rows before the watermark
+        # are in, and reading a backlog one watermark covers hundreds of ticks, each of which would
+        # otherwise be a call from the JVM with its own output rows.
         results = engine.advance(max(timestamp, timers.current_watermark()))
         if results:
             shard = self.shard_of_key.get(key)
             packed = Packer()
             for result in results:
-                if result.tick_ms in cached.inbox_ticks:
-                    cached.inbox_ticks.discard(result.tick_ms)
+                if result.tick_ms in self.site_inbox:
+                    self.site_inbox.remove(result.tick_ms)
+                if result.tick_ms in self.job_inbox:
                     self.job_inbox.remove(result.tick_ms)
                 yield from self._tick_rows(result, shard, packed)
             yield from packed.flush()
             while cached.timer_heap and cached.timer_heap[0] <= engine.last_tick:
                 cached.timers.discard(heapq.heappop(cached.timer_heap))
-            cached.ticks_since_snapshot += len(results)
-            if cached.ticks_since_snapshot >= SNAPSHOT_EVERY_TICKS:
-                self._snapshot(cached)
-                cached.ticks_since_snapshot = 0
+            self.books_state.update(engine.books_state())
             d = engine.dispatcher
             signature = d.signature()
             if signature != cached.dispatcher_signature:
@@ -247,30 +184,11 @@ class TickOperator(KeyedProcessFunction):
             self.pending_gauge_value = len(d.pending)
         self._timer_at(cached, engine.next_due(), timers)
 
-    def _snapshot(self, cached: _KeyCache) -> None:
-        """Trackers as they are now; the log keeps only the records they do not hold yet."""
-        self.tracker_snapshot.update(cached.engine.trackers)
-        touched = set()
-        for seq, i in cached.engine.take_applied_tags():
-            entry = cached.log_open[seq]
-            entry.rows[i] = None
-            entry.unapplied -= 1
-            touched.add(seq)
-        for seq in touched:
-            entry = cached.log_open[seq]
-            if entry.unapplied:
-                self.site_log.put(seq, (entry.rows, entry.watermark))
-            else:
-                del cached.log_open[seq]
-                self.site_log.remove(seq)
-
     def _tick_rows(self, result: TickResult, shard: int | None, packed: Packer):
         out = result.output
         metrics = out.metrics
-        for counter, name in ((self.late, "late_events"), (self.duplicates, "duplicates"),
-                              (self.expired, "offers_expired")):
-            if metrics.get(name):  # a call into the JVM each
-                counter.inc(metrics[name])
+        if metrics.get("offers_expired"):  # a call into the JVM
+            self.expired.inc(metrics["offers_expired"])
         self.solve_ms_value = metrics.get("solve_ms", 0.0)
         for site_id, text in out.site_cost_json:
             yield from packed.add(topics.SITE_COSTS, site_id, text)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 
+from bench.site_history import SiteHistory
 from udfs import topics
 from udfs.catalogue import load_catalogue
 from udfs.dispatch import DispatchConfig
 from udfs.dispatcher import Dispatcher
 from udfs.records import RecordError, parse_input
-from udfs.site_tracker import ACCEPTED, SiteTracker, tick_at_or_after
+from udfs.timeutil import tick_at_or_after
 
 
 def reference_run(events: dict[str, list[dict]], tick_len_ms: int = 300_000, sites_file: str | None = None,
@@ -25,19 +26,20 @@ def reference_run(events: dict[str, list[dict]], tick_len_ms: int = 300_000, sit
     parsed = []
     for topic, recs in events.items():
         for rec in recs:
+            raw = json.dumps(rec)
             try:
-                parsed.append(parse_input(topic, json.dumps(rec), catalogue))
+                parsed.append((parse_input(topic, raw, catalogue), raw))
             except RecordError:
                 continue
-    parsed.sort(key=lambda p: p.event_ms)
+    parsed.sort(key=lambda p: p[0].event_ms)
 
-    trackers: dict[str, SiteTracker] = {}
+    trackers: dict[str, SiteHistory] = {}
     site_ticks: dict[str, set[int]] = {}
-    for p in parsed:
+    for p, raw in parsed:
         if p.topic == topics.JOBS:
             continue
-        tracker = trackers.setdefault(p.key, SiteTracker(p.key, catalogue[p.key].offer_interval_ms))
-        if tracker.add(p, watermark_ms=-(2**63)) == ACCEPTED:
+        tracker = trackers.setdefault(p.key, SiteHistory(p.key, catalogue[p.key].offer_interval_ms))
+        if tracker.add(p, raw):
             site_ticks.setdefault(p.key, set()).add(tick_at_or_after(p.event_ms, tick_len_ms))
 
     inputs_by_tick: dict[int, dict] = {}
@@ -54,7 +56,7 @@ def reference_run(events: dict[str, list[dict]], tick_len_ms: int = 300_000, sit
                 todo.append(t + tick_len_ms)
                 todo.sort()
 
-    job_events = [p for p in parsed if p.topic == topics.JOBS]
+    job_events = [p for p, _ in parsed if p.topic == topics.JOBS]
     dispatcher = Dispatcher(catalogue, DispatchConfig(tick_len_ms=tick_len_ms, time_limit_s=solver_time_limit_s))
     ticks = set(inputs_by_tick) | {tick_at_or_after(p.event_ms, tick_len_ms) for p in job_events}
     out: dict[str, list[dict]] = {topics.SITE_COSTS: [], topics.DISPATCH: [], topics.PIPELINE_METRICS: []}

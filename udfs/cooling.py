@@ -45,6 +45,10 @@ from udfs.catalogue import CoolingParams
 KELVIN = 273.15
 DEFAULT_COOLING = CoolingParams()
 
+# Weather older than this at a tick is too stale to price cooling with (TMY data is hourly): the
+# site counts as having no weather then (and is not available).
+MAX_WEATHER_AGE_MS = 3 * 3_600_000
+
 
 def finite_number(name: str, value: float) -> float:
     """``value`` as a float; ValueError naming ``name`` if it is not a finite number (bools refused)."""

@@ -45,11 +45,28 @@ from udfs.dispatch import (
 from udfs.forecast import price_curve
 from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, objective_of, plan_problem
 from udfs.records import ParsedRecord
-from udfs.site_tracker import SiteInputs
 from udfs.timeutil import format_ts
 
 MAX_CURVE_RUN_MS = 7 * 24 * HOUR_MS  # beyond this much of a run the curve's last rate continues
 PLAN_PREVIEW = 25  # planned (waiting) jobs listed per pipeline-metrics record, soonest first
+
+
+@dataclass(frozen=True)
+class SiteInputs:
+    """What a site looked like at one tick, before any cost is computed (the job's SiteTicker
+    reports it; offline replays build it from history)."""
+
+    site_id: str
+    tick_ms: int
+    price_per_mwh: float | None  # None: no valid offer (expired or never seen)
+    offer_valid_to_ms: int | None
+    currency: str
+    temp_c: float | None
+    rel_humidity: float | None
+    online: bool
+    capacity_slots: int | None  # from site-status; None: the catalogue's value
+    # (valid_from, end, price) of the offers known at the tick, from a day back: udfs.forecast's input
+    offers: tuple[tuple[int, int, float], ...] = ()
 
 
 @dataclass

@@ -162,6 +162,16 @@ class OfferBook:
         self._offers.insert(i, offer)
         return True
 
+    def put(self, offer: Offer) -> None:
+        """Insert, or replace the offer with the same ``valid_from`` (the sender already chose
+        between them: the job's site ticks send only the winner)."""
+        i = bisect.bisect_left(self._starts, offer.valid_from_ms)
+        if i < len(self._starts) and self._starts[i] == offer.valid_from_ms:
+            self._offers[i] = offer
+        else:
+            self._starts.insert(i, offer.valid_from_ms)
+            self._offers.insert(i, offer)
+
     def in_force(self, t_ms: int) -> Offer | None:
         i = bisect.bisect_right(self._starts, t_ms) - 1
         if i < 0:

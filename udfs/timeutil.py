@@ -49,6 +49,11 @@ def parse_ts_ms(value: object, field: str = "timestamp") -> int:
     return ms
 
 
+def tick_at_or_after(t_ms: int, tick_len_ms: int) -> int:
+    """The first tick boundary >= t (an event at exactly a tick belongs to that tick)."""
+    return -(-t_ms // tick_len_ms) * tick_len_ms
+
+
 def format_ts(ms: int) -> str:
     """Epoch ms -> ``YYYY-MM-DDTHH:MM:SSZ`` (milliseconds kept only when non-zero)."""
     if type(ms) is int:

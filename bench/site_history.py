@@ -1,0 +1,80 @@
+"""Offline: one site's whole history of offers, weather and status, and its inputs at any instant.
+
+For analyses that know every event up front (tests/reference.py, the batch oracle the job is
+checked against, and bench/bench_money.py). There is no watermark here, so nothing is late and
+nothing is pruned. The streaming job does the same work per record on the JVM
+(flink_jobs/jvm/geodispatch/SiteTicker.java); this module is the independent statement of the
+same rules that the job's output is compared with.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+from udfs import topics
+from udfs.cooling import MAX_WEATHER_AGE_MS
+from udfs.dispatcher import SiteInputs
+from udfs.forecast import HISTORY_MS
+from udfs.offers import Offer, OfferBook
+from udfs.records import ParsedRecord
+
+_INF = float("inf")
+
+
+class SiteHistory:
+    def __init__(self, site_id: str, offer_interval_ms: int):
+        self.site_id = site_id
+        self.offers = OfferBook(offer_interval_ms)
+        self.weather: list[tuple[int, float, float]] = []  # (observed_ms, temp_c, rh), sorted
+        self.status: list[tuple[int, bool, int | None]] = []  # (at_ms, online, capacity), sorted
+        self.seen: set[tuple[str, str]] = set()
+
+    def add(self, parsed: ParsedRecord, raw: str) -> bool:
+        """Apply one validated record; False if the same record (``raw``, byte for byte) came before."""
+        if (parsed.topic, raw) in self.seen:
+            return False
+        self.seen.add((parsed.topic, raw))
+        rec = parsed.record
+        if parsed.topic == topics.PRICES:
+            self.offers.add(Offer(valid_from_ms=rec["valid_from_ms"], price_per_mwh=rec["price_per_mwh"],
+                                  valid_to_ms=rec.get("valid_to_ms"), currency=rec.get("currency") or "",
+                                  source=rec.get("source") or "", published_ms=rec.get("published_at_ms")))
+        elif parsed.topic == topics.WEATHER:
+            _insort(self.weather, (parsed.event_ms, rec["temp_c"], rec["rel_humidity"]))
+        elif parsed.topic == topics.SITE_STATUS:
+            _insort(self.status, (parsed.event_ms, rec["online"], rec.get("capacity_slots")))
+        return True
+
+    def inputs_at(self, tick_ms: int) -> SiteInputs:
+        offer = self.offers.in_force(tick_ms)
+        w = _latest_at(self.weather, tick_ms)
+        if w is not None and tick_ms - w[0] > MAX_WEATHER_AGE_MS:
+            w = None
+        s = _latest_at(self.status, tick_ms)
+        return SiteInputs(
+            self.site_id, tick_ms,
+            offer.price_per_mwh if offer else None,
+            offer.end_ms(self.offers.default_interval_ms) if offer else None,
+            offer.currency if offer else "",
+            w[1] if w else None, w[2] if w else None,
+            s[1] if s else True, s[2] if s else None,
+            self.offers.known(tick_ms, tick_ms - HISTORY_MS))
+
+    def keeps_ticking_after(self, tick_ms: int) -> bool:
+        """An offer is in force at ``tick_ms``: the site ticks again one tick later. Once the offers
+        stop, the site emits one tick that says "unavailable" and stops until its next event."""
+        return self.offers.in_force(tick_ms) is not None
+
+
+def _insort(items: list, item: tuple) -> None:
+    i = bisect.bisect_left(items, item[:1])
+    # one observation per instant: of two with other content, the larger tuple wins, in any order
+    if i < len(items) and items[i][0] == item[0]:
+        items[i] = max(items[i], item, key=lambda t: tuple(-1 if v is None else v for v in t))
+    else:
+        items.insert(i, item)
+
+
+def _latest_at(items: list, t_ms: int):
+    i = bisect.bisect_right(items, (t_ms, _INF, _INF)) - 1
+    return items[i] if i >= 0 else None
