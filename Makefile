@@ -9,6 +9,7 @@ CACHE       := .cache
 JARS_STAMP  := $(CACHE)/jars/.installed
 OPERATORS_JAR := $(CACHE)/jars/flink/geodispatch-operators.jar
 OPERATORS_SRC := $(wildcard flink_jobs/jvm/geodispatch/*.java)
+TEST_JARS_STAMP := $(CACHE)/jars/flink-test/.installed
 MVN         := mvn -q -B -Dmaven.repo.local=$(CURDIR)/$(CACHE)/m2
 
 KAFKA_BOOTSTRAP ?= 127.0.0.1:9092
@@ -26,7 +27,7 @@ PYTEST_ARGS     ?=
 BENCH_ARGS      ?=
 export KAFKA_BOOTSTRAP JOBMANAGER
 
-.PHONY: help setup venv jars operators-jar sample-data demo down test test-unit kafka-up kafka-down topics \
+.PHONY: help setup venv jars test-jars operators-jar sample-data demo down test test-unit kafka-up kafka-down topics \
         cluster-up cluster-down job job-local passthrough replay upload-sample jobs dashboard s3-up s3-down s3-env \
         bench bench-dispatch bench-replay k8s-validate lint
 
@@ -51,6 +52,13 @@ $(JARS_STAMP): deploy/maven/kafka/pom.xml deploy/maven/flink/pom.xml
 	@rm -rf $(CACHE)/jars/kafka $(CACHE)/jars/flink
 	@$(MVN) -f deploy/maven/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(CACHE)/jars/kafka
 	@$(MVN) -f deploy/maven/flink/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DexcludeTransitive=true -DoutputDirectory=$(CURDIR)/$(CACHE)/jars/flink
+	@touch $@
+
+test-jars: $(TEST_JARS_STAMP) ## Fetch Flink's operator test harness jars (for the Java operators' tests)
+$(TEST_JARS_STAMP): deploy/maven/flink-test/pom.xml
+	@command -v mvn >/dev/null || { echo "error: mvn not found: install Maven (apt-get install maven)"; exit 2; }
+	@rm -rf $(CACHE)/jars/flink-test
+	@$(MVN) -f deploy/maven/flink-test/pom.xml dependency:copy-dependencies -DexcludeTransitive=true -DoutputDirectory=$(CURDIR)/$(CACHE)/jars/flink-test
 	@touch $@
 
 operators-jar: $(OPERATORS_JAR) ## Compile flink_jobs/jvm (the job's Java operators) against PyFlink's own Flink jar
@@ -123,10 +131,10 @@ down: ## Stop everything the targets above started (by recorded PID)
 	@test -x $(PY) && $(PY) -m deploy.local.demo down || true
 
 # ---------------------------------------------------------------- quality
-test: setup sample-data ## Run the whole test suite (unit + integration with real Kafka and Flink)
+test: setup test-jars sample-data ## Run the whole test suite (unit + integration with real Kafka and Flink)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit: $(STAMP_VENV) ## Unit tests only (no Kafka, no Flink)
+test-unit: $(STAMP_VENV) test-jars ## Unit tests only (no Kafka, no Flink)
 	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 lint: $(STAMP_VENV) ## ruff

@@ -15,13 +15,14 @@ from bench.site_history import SiteHistory
 from udfs import topics
 from udfs.catalogue import load_catalogue
 from udfs.dispatch import DispatchConfig
-from udfs.dispatcher import Dispatcher
-from udfs.records import RecordError, parse_input
+from udfs.dispatcher import Dispatcher, SiteInputs
+from udfs.records import ParsedRecord, RecordError, parse_input
 from udfs.timeutil import tick_at_or_after
 
 
-def reference_run(events: dict[str, list[dict]], tick_len_ms: int = 300_000, sites_file: str | None = None,
-                  solver_time_limit_s: float = 2.0) -> dict[str, list[dict]]:
+def reference_inputs(events: dict[str, list[dict]], tick_len_ms: int = 300_000, sites_file: str | None = None
+                     ) -> tuple[dict[int, dict[str, SiteInputs]], list[ParsedRecord]]:
+    """Every site's inputs at every tick it ticks, and the valid job events in event-time order."""
     catalogue = load_catalogue(sites_file)
     parsed = []
     for topic, recs in events.items():
@@ -42,7 +43,7 @@ def reference_run(events: dict[str, list[dict]], tick_len_ms: int = 300_000, sit
         if tracker.add(p, raw):
             site_ticks.setdefault(p.key, set()).add(tick_at_or_after(p.event_ms, tick_len_ms))
 
-    inputs_by_tick: dict[int, dict] = {}
+    inputs_by_tick: dict[int, dict[str, SiteInputs]] = {}
     for site_id, tracker in trackers.items():
         todo = sorted(site_ticks[site_id])
         done: set[int] = set()
@@ -55,8 +56,13 @@ def reference_run(events: dict[str, list[dict]], tick_len_ms: int = 300_000, sit
             if tracker.keeps_ticking_after(t) and t + tick_len_ms not in done:
                 todo.append(t + tick_len_ms)
                 todo.sort()
+    return inputs_by_tick, [p for p, _ in parsed if p.topic == topics.JOBS]
 
-    job_events = [p for p, _ in parsed if p.topic == topics.JOBS]
+
+def reference_run(events: dict[str, list[dict]], tick_len_ms: int = 300_000, sites_file: str | None = None,
+                  solver_time_limit_s: float = 2.0) -> dict[str, list[dict]]:
+    catalogue = load_catalogue(sites_file)
+    inputs_by_tick, job_events = reference_inputs(events, tick_len_ms, sites_file)
     dispatcher = Dispatcher(catalogue, DispatchConfig(tick_len_ms=tick_len_ms, time_limit_s=solver_time_limit_s))
     ticks = set(inputs_by_tick) | {tick_at_or_after(p.event_ms, tick_len_ms) for p in job_events}
     out: dict[str, list[dict]] = {topics.SITE_COSTS: [], topics.DISPATCH: [], topics.PIPELINE_METRICS: []}

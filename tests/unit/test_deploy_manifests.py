@@ -229,7 +229,8 @@ def test_grafana_dashboard_plots_throughput_lag_checkpoints_dead_letters_and_sol
         assert topic in titles, topic
     exprs = " ".join(t.get("expr", "") for p in panels for t in p.get("targets", []))
     # our counters, with the names the Prometheus reporter really serves (test_metrics_prometheus.py)
-    operators = (REPO / "flink_jobs" / "operators.py").read_text()
+    operators = ((REPO / "flink_jobs" / "operators.py").read_text()
+                 + (REPO / "flink_jobs" / "jvm" / "geodispatch" / "SiteTicker.java").read_text())
     for name in set(re.findall(r"flink_taskmanager_job_task_operator_geodispatch_(\w+)", exprs)):
         assert f'"{name}"' in operators, name
     for name in ("geodispatch_dead_letters", "geodispatch_records_parsed", "lastCheckpointDuration",

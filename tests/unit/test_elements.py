@@ -35,12 +35,3 @@ def test_a_key_holding_a_separator_is_passed_on_as_its_own_row():
     rows = list(packer.add(topics.DISPATCH, odd, "{}")) + list(packer.add(topics.DISPATCH, f"j{RS}", "{}"))
     assert [tuple(r) for r in rows] == [(topics.DISPATCH, odd, "{}"), (topics.DISPATCH, f"j{RS}", "{}")]
     assert list(packer.flush()) == []
-
-
-def test_site_log_entries_of_the_per_record_job_still_restore():
-    from flink_jobs.operators import logged_rows
-
-    record = ("prices", "s1", '{"site_id":"s1"}', 0, 17)
-    assert logged_rows(record) == [record]  # an entry of commit 3eb091a: one record
-    assert logged_rows([record, None, record]) == [record, None, record]  # a batch, one already applied
-    assert logged_rows([record]) == [record]

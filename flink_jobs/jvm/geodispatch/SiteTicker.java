@@ -118,7 +118,7 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
         }
         parsed.inc();
         SiteState s = load(r.siteId);
-        long watermark = ctx.timerService().currentWatermark();
+        long watermark = watermark(s, ctx);
         String fp = topic + "|" + raw; // a duplicate is the same record again, byte for byte
         if (s.seen.containsKey(fp) || s.pendingFps.contains(fp)) {
             duplicates.inc();
@@ -139,6 +139,16 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
         state.update(s);
     }
 
+    /**
+     * The watermark a record is classified against. After a restore the operator's watermark starts
+     * from nothing until the sources send one; the site's last tick is a watermark it has already
+     * passed, so a record is judged as it would have been before the restore.
+     */
+    private static long watermark(SiteState s, Context ctx) {
+        long watermark = ctx.timerService().currentWatermark();
+        return s.lastTick == null ? watermark : Math.max(watermark, s.lastTick);
+    }
+
     private boolean lateAt(InputRecords.SiteRecord r, long watermark) {
         if (r.topic.equals(InputRecords.PRICES)) { // an offer is useless once its validity has ended
             return offerEnd(r.siteId, r.validFromMs, r.validToMs) <= watermark;
@@ -146,9 +156,16 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
         return r.eventMs <= watermark;
     }
 
-    /** A timer that reports counters at the next tick boundary when the site is not ticking. */
+    /**
+     * Counters ride on the site's next tick; a site that is not ticking gets a timer at the next
+     * tick boundary after the watermark for a row of counters alone.
+     */
     private void countsTimer(SiteState s, Context ctx) {
-        long at = tickAtOrAfter(ctx.timerService().currentWatermark() + 1);
+        long watermark = watermark(s, ctx);
+        if (s.chainTick != null || (!s.pending.isEmpty() && s.pending.lastKey() > watermark)) {
+            return;
+        }
+        long at = tickAtOrAfter(Math.max(watermark, 0) + 1); // before any watermark: the first one fires it
         if (s.countsTimer == null || s.countsTimer < at) {
             s.countsTimer = at;
             ctx.timerService().registerEventTimeTimer(at);
@@ -163,6 +180,7 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
         if (s.countsTimer != null && s.countsTimer <= tick) {
             s.countsTimer = null;
         }
+        s.lastTick = s.lastTick == null ? tick : Math.max(s.lastTick, tick);
         boolean ticks = s.pending.containsKey(tick) || (s.chainTick != null && s.chainTick == tick);
         if (!ticks) {
             if (s.late + s.duplicates + s.deadLetters > 0) {
@@ -380,6 +398,7 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
         public HashSet<String> pendingFps = new HashSet<>();
         public Long chainTick; // the next tick while an offer is in force
         public Long countsTimer; // the pending counters-only timer
+        public Long lastTick; // the latest timer that fired: the watermark has passed it
         public long late, duplicates, deadLetters; // since the last row
 
         public SiteState() {}
