@@ -156,8 +156,8 @@ def site_ticks(t_env: StreamTableEnvironment, cfg: JobConfig, dispatch_key: dict
                                         MAX_WEATHER_AGE_MS)
     site_topics = [t for t in topics.INPUT_TOPICS if t != topics.JOBS]
     keyed = keyed_raw_rows(t_env, [raw_rows_sql(t, "COALESCE(JSON_VALUE(`v`, '$.site_id'), '')") for t in site_topics])
-    j_ticks = keyed._j_data_stream.process(ticker, KEYED_RAW_TYPE.get_java_type_info()).name("site-ticker").uid(
-        "site-ticker")
+    j_ticks = keyed._j_data_stream.transform("site-ticker", KEYED_RAW_TYPE.get_java_type_info(),
+                                             jvm.geodispatch.SiteTicker.Operator(ticker)).uid("site-ticker")
     dead = DataStream(j_ticks.getSideOutput(jvm.geodispatch.SiteTicker.DEAD_LETTERS))
     t_env.create_temporary_view("site_dead_letters", t_env.from_data_stream(dead))
     return DataStream(j_ticks)

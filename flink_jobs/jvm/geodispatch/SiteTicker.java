@@ -3,21 +3,28 @@ package geodispatch;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.NavigableMap;
 import java.util.TreeMap;
 import java.util.TreeSet;
 
 import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.state.ListState;
+import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.MetricGroup;
+import org.apache.flink.runtime.state.StateInitializationContext;
+import org.apache.flink.runtime.state.StateSnapshotContext;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.ArrayNode;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.ObjectNode;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
+import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
+import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
 import org.apache.flink.util.OutputTag;
@@ -67,6 +74,8 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
     private final long maxWeatherAgeMs;
 
     private transient ValueState<SiteState> state;
+    // the operator's watermark when the state it was restored from was taken (see Operator)
+    private transient long restoredWatermark = Long.MIN_VALUE;
     private transient Counter parsed, deadLetters, late, duplicates;
 
     /** {@code offerIntervalMs}: any Number per site (Python's ints arrive as Integer or Long). */
@@ -141,11 +150,12 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
 
     /**
      * The watermark a record is classified against. After a restore the operator's watermark starts
-     * from nothing until the sources send one; the site's last tick is a watermark it has already
-     * passed, so a record is judged as it would have been before the restore.
+     * from nothing until the sources send one; the watermark at the checkpoint (Operator keeps it)
+     * and the site's last tick are watermarks it had already passed, so a record replayed after a
+     * restore is judged as it was the first time.
      */
-    private static long watermark(SiteState s, Context ctx) {
-        long watermark = ctx.timerService().currentWatermark();
+    private long watermark(SiteState s, Context ctx) {
+        long watermark = Math.max(ctx.timerService().currentWatermark(), restoredWatermark);
         return s.lastTick == null ? watermark : Math.max(watermark, s.lastTick);
     }
 
@@ -355,6 +365,48 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
         json.put("error", error);
         json.put("at", InputRecords.formatTs(System.currentTimeMillis()));
         return Row.of(rec.getField(1), json.toString());
+    }
+
+    /**
+     * The operator to run a SiteTicker with: a KeyedProcessOperator that also checkpoints its
+     * watermark (operator state, the smallest of all subtasks' on restore), because a restored
+     * operator starts without one and would take records that were late for on time.
+     */
+    public static class Operator extends KeyedProcessOperator<Row, Row, Row> {
+        private static final long serialVersionUID = 1L;
+        private transient ListState<Long> watermarks;
+        private transient long watermark = Long.MIN_VALUE;
+
+        public Operator(SiteTicker ticker) {
+            super(ticker);
+        }
+
+        @Override
+        public void initializeState(StateInitializationContext context) throws Exception {
+            super.initializeState(context);
+            watermarks = context.getOperatorStateStore().getUnionListState(
+                    new ListStateDescriptor<>("watermark", Types.LONG));
+            long restored = Long.MAX_VALUE;
+            for (Long w : watermarks.get()) {
+                restored = Math.min(restored, w);
+            }
+            if (restored != Long.MAX_VALUE) {
+                watermark = restored;
+                ((SiteTicker) userFunction).restoredWatermark = restored;
+            }
+        }
+
+        @Override
+        public void processWatermark(Watermark mark) throws Exception {
+            watermark = Math.max(watermark, mark.getTimestamp());
+            super.processWatermark(mark);
+        }
+
+        @Override
+        public void snapshotState(StateSnapshotContext context) throws Exception {
+            super.snapshotState(context);
+            watermarks.update(List.of(watermark));
+        }
     }
 
     // ------------------------------------------------------------------ state

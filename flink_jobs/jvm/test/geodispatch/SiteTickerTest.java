@@ -9,7 +9,6 @@ import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.functions.KeySelector;
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
-import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
 import org.apache.flink.types.Row;
@@ -53,7 +52,7 @@ public final class SiteTickerTest {
                 "dispatch", TICK, 25 * HOUR, 3 * HOUR);
         KeySelector<Row, Row> bySite = row -> Row.of(row.getField(0));
         KeyedOneInputStreamOperatorTestHarness<Row, Row, Row> h = new KeyedOneInputStreamOperatorTestHarness<>(
-                new KeyedProcessOperator<>(ticker), bySite, Types.ROW(Types.STRING));
+                new SiteTicker.Operator(ticker), bySite, Types.ROW(Types.STRING));
         h.open();
         return h;
     }
@@ -317,15 +316,15 @@ public final class SiteTickerTest {
             List<String> keys = new ArrayList<>();
             for (int i = 0; i < 6; i++) {
                 send(h, "prices", "ams", price("ams", T0 + i * HOUR, null, 40.0 + i)); // no valid_to: the hour
-                send(h, "prices", "chi", price("chi", T0 + i * HOUR, T0 + (i + 1) * HOUR, 20.0 + i));
             }
+            send(h, "prices", "chi", price("chi", T0, T0 + HOUR, 20.0)); // chi ticks 10:00 .. 11:00 only
             send(h, "weather", "ams", weather("ams", T0, 18.0));
             h.processWatermark(T0 + 2 * HOUR);
             ticks(h, keys).forEach(j -> out.add(j.toString()));
             if (restore) {
                 OperatorSubtaskState snapshot = h.snapshot(1, 1);
                 h.close();
-                h = new KeyedOneInputStreamOperatorTestHarness<>(new KeyedProcessOperator<>(
+                h = new KeyedOneInputStreamOperatorTestHarness<>(new SiteTicker.Operator(
                         new SiteTicker(Map.of("ams", HOUR, "chi", 5 * MIN), Map.of("chi", "shard-1"), "dispatch",
                                 TICK, 25 * HOUR, 3 * HOUR)), row -> Row.of(row.getField(0)), Types.ROW(Types.STRING));
                 h.initializeState(snapshot);
@@ -334,6 +333,9 @@ public final class SiteTickerTest {
             // a re-delivery of the 10:00 offer after the restore, when the operator's own watermark starts
             // from nothing: its validity ended at 11:00, behind the 12:00 the site has ticked to: late
             send(h, "prices", "ams", price("ams", T0, null, 40.0));
+            // and weather of chi for 11:30: chi's last tick was 11:00, but the watermark had passed
+            // 12:00, so it is late, and late again after the restore (the checkpointed watermark)
+            send(h, "weather", "chi", weather("chi", T0 + 90 * MIN, 25.0));
             send(h, "weather", "ams", weather("ams", T0 + 3 * HOUR, 25.0));
             h.processWatermark(T0 + 7 * HOUR);
             ticks(h, keys).forEach(j -> out.add(j.toString()));
@@ -344,6 +346,8 @@ public final class SiteTickerTest {
         eq(straight.size(), restored.size(), "as many rows");
         eq(straight, restored, "rows after a restore");
         check(straight.stream().anyMatch(s -> s.contains("\"late_events\":1")), "the re-delivery was counted late");
+        check(straight.stream().anyMatch(s -> s.contains("\"site_id\":\"chi\"") && s.contains("\"tick_inputs\":false")
+                && s.contains("\"late_events\":1")), "chi's late weather was counted in a counters row");
     }
 
     static void timestampsAndNumbersReadAsTheContractSays() throws Exception {
