@@ -138,10 +138,12 @@ def shard_key_sql(site_shard: dict[str, int], keys: list[str]) -> str:
     return f"CASE JSON_VALUE(`v`, '$.site_id') {cases} ELSE {sql_text(keys[0])} END"
 
 
-def site_ticks(t_env: StreamTableEnvironment, cfg: JobConfig, dispatch_key: dict[str, str]) -> DataStream:
-    """The site topics' raw records, keyed by site_id on the JVM, through SiteTicker (Java): rows of
-    site ticks, each with the key of the dispatcher that decides its site. Its dead letters go
-    straight to the dead-letter table."""
+def site_ticks(t_env: StreamTableEnvironment, cfg: JobConfig, jobs: DataStream,
+               dispatch_key: dict[str, str]) -> DataStream:
+    """The site topics' raw records, keyed by site_id on the JVM, and the job records, keyed by
+    their dispatcher's key, through SiteTicker (Java): rows of site ticks, each with the key of the
+    dispatcher that decides its site, and the job records as they came. Dead letters go straight
+    to the dead-letter table."""
     from pyflink.java_gateway import get_gateway
 
     jvm = get_gateway().jvm
@@ -155,7 +157,8 @@ def site_ticks(t_env: StreamTableEnvironment, cfg: JobConfig, dispatch_key: dict
     ticker = jvm.geodispatch.SiteTicker(intervals, keys, SINGLE_KEY, cfg.tick_minutes * 60_000, HISTORY_MS,
                                         MAX_WEATHER_AGE_MS)
     site_topics = [t for t in topics.INPUT_TOPICS if t != topics.JOBS]
-    keyed = keyed_raw_rows(t_env, [raw_rows_sql(t, "COALESCE(JSON_VALUE(`v`, '$.site_id'), '')") for t in site_topics])
+    sites = raw_rows(t_env, [raw_rows_sql(t, "COALESCE(JSON_VALUE(`v`, '$.site_id'), '')") for t in site_topics])
+    keyed = key_by_first_field(sites.union(jobs), RAW_TYPE)
     j_ticks = keyed._j_data_stream.transform("site-ticker", KEYED_RAW_TYPE.get_java_type_info(),
                                              jvm.geodispatch.SiteTicker.Operator(ticker)).uid("site-ticker")
     dead = DataStream(j_ticks.getSideOutput(jvm.geodispatch.SiteTicker.DEAD_LETTERS))
@@ -166,10 +169,11 @@ def site_ticks(t_env: StreamTableEnvironment, cfg: JobConfig, dispatch_key: dict
 def build_pipeline(t_env: StreamTableEnvironment, cfg: JobConfig) -> DataStream:
     """Kafka input tables -> one stream of (topic, key, value) output rows, dead letters included.
 
-    Site records go through SiteTicker (Java, keyed by site); its site ticks and the job records
-    reach Python in the dispatch operator (TickOperator), keyed on the JVM: with one dispatch key
-    everything goes to it; with region shards a site's ticks go to its shard and job records
-    through JobRouter, keyed by job_id, which sends each job's records to the shard that decides it."""
+    Every record goes through SiteTicker (Java): site records keyed by site, job records by their
+    dispatcher's key, passed on. Its site ticks and the job records reach Python in the dispatch
+    operator (TickOperator), keyed on the JVM: with one dispatch key everything goes to it; with
+    region shards a site's ticks go to its shard and job records through JobRouter, keyed by
+    job_id, which sends each job's records to the shard that decides it."""
     tick_ms = cfg.tick_minutes * 60_000
     if cfg.dispatch_shards == 1:
         keys, site_shard = [SINGLE_KEY], {}
@@ -184,9 +188,9 @@ def build_pipeline(t_env: StreamTableEnvironment, cfg: JobConfig) -> DataStream:
             .name("job-router")
             .uid("job-router")
         )
-    ticks = site_ticks(t_env, cfg, {site: keys[shard] for site, shard in site_shard.items()})
+    ticks = site_ticks(t_env, cfg, jobs, {site: keys[shard] for site, shard in site_shard.items()})
     outputs = (
-        key_by_first_field(batched_by_watermark(ticks.union(jobs)), RAW_BATCH_TYPE)
+        key_by_first_field(batched_by_watermark(ticks), RAW_BATCH_TYPE)
         .process(TickOperator(cfg.sites_file, tick_ms, cfg.solver_time_limit_s,
                               keys if site_shard else None, site_shard), output_type=OUT_TYPE)
         .name("dispatch")

@@ -82,8 +82,13 @@ class TickEngine:
         if not payload.get("tick_inputs"):
             return None
         tick = payload["tick"]
-        if self.last_tick is not None and tick <= self.last_tick:  # the JVM sends it before its watermark
-            raise ValueError(f"site tick {tick} of {payload['site_id']} after tick {self.last_tick} ran")
+        if self.last_tick is not None and tick <= self.last_tick:
+            # The dispatcher ran past this tick without it: its watermark came from the job records
+            # alone while the site topics were idle. Its offers still go to the book; the tick
+            # itself is late, like a record behind the watermark.
+            self._update_book(payload, self.last_tick)
+            self.count("late_site_ticks")
+            return None
         self._schedule(tick)
         self.site_inbox[tick][payload["site_id"]] = payload
         return tick
@@ -150,7 +155,7 @@ class TickEngine:
             dead.append(DeadRecord(parsed.topic, partition, offset, parsed.key, raw, reason))
         return TickResult(tick, out, dead)
 
-    def _site_inputs(self, p: dict[str, Any], tick: int) -> SiteInputs:
+    def _update_book(self, p: dict[str, Any], tick: int) -> OfferBook:
         site_id = p["site_id"]
         book = self.books.get(site_id)
         if book is None:
@@ -158,6 +163,11 @@ class TickEngine:
         for valid_from, valid_to, price, published in p["offers"]:
             book.put(Offer(valid_from, float(price), valid_to, published_ms=published))
         book.prune(tick - HISTORY_MS)
+        return book
+
+    def _site_inputs(self, p: dict[str, Any], tick: int) -> SiteInputs:
+        site_id = p["site_id"]
+        book = self._update_book(p, tick)
         return SiteInputs(site_id, tick, p["price_per_mwh"], p["offer_valid_to"], p["currency"], p["temp_c"],
                           p["rel_humidity"], p["online"], p["capacity_slots"], book.known(tick, tick - HISTORY_MS))
 

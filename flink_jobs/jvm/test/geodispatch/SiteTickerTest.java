@@ -149,6 +149,11 @@ public final class SiteTickerTest {
         check(t.get(12).get("price_per_mwh").isNull(), "11:00: no offer in force");
         h.processWatermark(T0 + 5 * HOUR);
         eq(0, ticks(h).size(), "a site without offers stops ticking");
+        // job records pass through at once, untouched, under their dispatcher's key
+        Row job = Row.of("dispatch", Row.of("jobs", "j-1", "{\"job_id\":\"j-1\"}", 1, 7L));
+        h.processElement(new StreamRecord<>(job));
+        eq(1, h.getOutput().size(), "the job record");
+        eq(job, ((StreamRecord<?>) h.getOutput().poll()).getValue(), "passed on as it came");
         h.close();
     }
 
