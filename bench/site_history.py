@@ -14,7 +14,6 @@ import bisect
 from udfs import topics
 from udfs.cooling import MAX_WEATHER_AGE_MS
 from udfs.dispatcher import SiteInputs
-from udfs.forecast import HISTORY_MS
 from udfs.offers import Offer, OfferBook
 from udfs.records import ParsedRecord
 
@@ -57,8 +56,7 @@ class SiteHistory:
             offer.end_ms(self.offers.default_interval_ms) if offer else None,
             offer.currency if offer else "",
             w[1] if w else None, w[2] if w else None,
-            s[1] if s else True, s[2] if s else None,
-            self.offers.known(tick_ms, tick_ms - HISTORY_MS))
+            s[1] if s else True, s[2] if s else None, self.offers)
 
     def keeps_ticking_after(self, tick_ms: int) -> bool:
         """An offer is in force at ``tick_ms``: the site ticks again one tick later. Once the offers

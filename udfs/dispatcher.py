@@ -42,8 +42,9 @@ from udfs.dispatch import (
     rejection_reason,
     solve_problem,
 )
-from udfs.forecast import price_curve
+from udfs.forecast import HISTORY_MS, price_curve
 from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, objective_of, plan_problem
+from udfs.offers import OfferBook
 from udfs.records import ParsedRecord
 from udfs.timeutil import format_ts
 
@@ -65,8 +66,13 @@ class SiteInputs:
     rel_humidity: float | None
     online: bool
     capacity_slots: int | None  # from site-status; None: the catalogue's value
-    # (valid_from, end, price) of the offers known at the tick, from a day back: udfs.forecast's input
-    offers: tuple[tuple[int, int, float], ...] = ()
+    # the site's offers (udfs.offers); only a plan needs the ones known at the tick (known_offers)
+    book: OfferBook | None = None
+
+    def known_offers(self) -> tuple[tuple[int, int, float], ...]:
+        """(valid_from, end, price) of the offers known at the tick, from a day back: the input of
+        udfs.forecast. Asked for only when there are jobs to plan: most ticks have none."""
+        return () if self.book is None else self.book.known(self.tick_ms, self.tick_ms - HISTORY_MS)
 
 
 @dataclass
@@ -96,7 +102,7 @@ def _job_fingerprint(rec: dict[str, Any]) -> str:
 def cost_curve(site: Site, inp: SiteInputs, pue: float, end_ms: int) -> CostCurve | None:
     """The site's cost per slot-hour in EUR from the tick to ``end_ms``: the known offers and the
     forecast beyond (udfs.forecast), at the PUE of the latest weather (persistence)."""
-    pc = price_curve(inp.offers, inp.tick_ms, end_ms)
+    pc = price_curve(inp.known_offers(), inp.tick_ms, end_ms)
     if pc is None:
         return None
     kw_pue = site.it_kw_per_slot * pue / 1000.0
@@ -161,7 +167,7 @@ class Dispatcher:
                                                         _job_fingerprint(p.record))):
             self.apply_job_event(parsed, out, counts, tick_ms)
 
-        realised = self._account_running(tick_ms, inputs)
+        realised = self._account_running(tick_ms)
         committed: dict[str, int] = {}
         for r in self.running.values():
             committed[r["site_id"]] = committed.get(r["site_id"], 0) + r["slots"]
@@ -179,6 +185,7 @@ class Dispatcher:
             sc = site_cost(site, price_per_mwh=inp.price_per_mwh, temp_c=inp.temp_c, rel_humidity=inp.rel_humidity,
                            committed_slots=committed.get(site_id, 0), online=inp.online,
                            capacity_slots=inp.capacity_slots)
+            self.site_rates[site_id] = (tick_ms, sc.cost_per_compute_hour_eur)  # what the next tick charges
             rec = _site_cost_record(inp, sc, tick)
             if site_cost_dicts:
                 out.site_costs.append(rec)
@@ -313,9 +320,10 @@ class Dispatcher:
             if gc == gc:  # not NaN: the job could start somewhere now
                 self.first_sight[job.job_id] = (gc, nc)
 
-    def _account_running(self, tick_ms: int, inputs: dict[str, SiteInputs]) -> float:
+    def _account_running(self, tick_ms: int) -> float:
         """Charge the running jobs for the interval since each site's last tick at the rate that
-        held then; release the jobs that have ended. Returns the EUR charged at this tick."""
+        held then (``site_rates``, set by run_tick from each site's cost); release the jobs that
+        have ended. Returns the EUR charged at this tick."""
         charged = 0.0
         for job_id in sorted(self.running):
             r = self.running[job_id]
@@ -335,16 +343,6 @@ class Dispatcher:
                 self.cumulative["completed_realised"] += r["realised"]
                 del self.running[job_id]
         self.cumulative["realised"] += charged
-        for site_id, inp in inputs.items():
-            site = self.catalogue.get(site_id)
-            if site is None:
-                continue
-            rate = None
-            if inp.price_per_mwh is not None and inp.temp_c is not None and inp.rel_humidity is not None:
-                sc = site_cost(site, price_per_mwh=inp.price_per_mwh, temp_c=inp.temp_c,
-                               rel_humidity=inp.rel_humidity)
-                rate = sc.cost_per_compute_hour_eur
-            self.site_rates[site_id] = (tick_ms, rate)
         return charged
 
     def signature(self) -> tuple:

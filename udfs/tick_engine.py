@@ -169,7 +169,7 @@ class TickEngine:
         site_id = p["site_id"]
         book = self._update_book(p, tick)
         return SiteInputs(site_id, tick, p["price_per_mwh"], p["offer_valid_to"], p["currency"], p["temp_c"],
-                          p["rel_humidity"], p["online"], p["capacity_slots"], book.known(tick, tick - HISTORY_MS))
+                          p["rel_humidity"], p["online"], p["capacity_slots"], book)
 
     # ------------------------------------------------------------------ state
     # The Flink operator keeps: the small core (written whenever it changes), the dispatcher, the

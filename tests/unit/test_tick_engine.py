@@ -20,6 +20,7 @@ from udfs import topics
 from udfs.catalogue import load_catalogue
 from udfs.dispatch import DispatchConfig
 from udfs.dispatcher import SiteInputs
+from udfs.offers import Offer, OfferBook
 from udfs.records import parse_input
 from udfs.tick_engine import STATE_VERSION, TickEngine
 from udfs.timeutil import tick_at_or_after
@@ -53,8 +54,14 @@ def site_tick(inp: SiteInputs, **counters) -> dict:
     return {"site_id": inp.site_id, "tick": inp.tick_ms, "tick_inputs": True, "price_per_mwh": inp.price_per_mwh,
             "offer_valid_to": inp.offer_valid_to_ms, "currency": inp.currency, "temp_c": inp.temp_c,
             "rel_humidity": inp.rel_humidity, "online": inp.online, "capacity_slots": inp.capacity_slots,
-            "offers": [[start, end, price, inp.tick_ms] for start, end, price in inp.offers],
+            "offers": [[start, end, price, inp.tick_ms] for start, end, price in inp.known_offers()],
             "late_events": 0, "duplicates": 0, "dead_letters": 0, **counters}
+
+
+def book_of(*offers: tuple[int, float], known_at: int | None = None) -> OfferBook:
+    """A book of hourly offers (valid_from, price), published at ``known_at`` if given."""
+    return OfferBook(3_600_000, [Offer(start, price, start + 3_600_000, published_ms=known_at)
+                                 for start, price in offers])
 
 
 def run_engine(sites_file: str, read_ahead_ticks: int = 1, seed: int | None = None,
@@ -128,7 +135,7 @@ def test_a_restore_from_state_continues_identically(sites_file, expected):
 def test_counters_ride_to_the_next_tick_and_a_counters_row_makes_no_tick(sites_file):
     engine = engine_for(sites_file)
     t0 = scenario.DAY_START
-    inp = SiteInputs("ams", t0, 50.0, t0 + 3_600_000, "EUR", 20.0, 50.0, True, None, ((t0, t0 + 3_600_000, 50.0),))
+    inp = SiteInputs("ams", t0, 50.0, t0 + 3_600_000, "EUR", 20.0, 50.0, True, None, book_of((t0, 50.0)))
     assert engine.add_site_tick({"site_id": "ams", "tick": t0 - TICK, "tick_inputs": False, "late_events": 2,
                                  "duplicates": 1, "dead_letters": 4}) is None
     assert engine.next_due() is None  # counters alone run no tick
@@ -141,7 +148,7 @@ def test_counters_ride_to_the_next_tick_and_a_counters_row_makes_no_tick(sites_f
     # a site tick for a tick that already ran (the job records' watermark ran ahead while the site
     # topics were idle): its offers reach the book, the tick is counted late, nothing fails
     later = SiteInputs("ams", t0, 50.0, t0 + 3_600_000, "EUR", 20.0, 50.0, True, None,
-                       ((t0 + 3_600_000, t0 + 7_200_000, 60.0),))
+                       book_of((t0 + 3_600_000, 60.0), known_at=t0))
     assert engine.add_site_tick(site_tick(later)) is None and engine.next_due() is None
     assert engine.counts == {"late_site_ticks": 1}
     assert [o.valid_from_ms for o in engine.books["ams"]] == [t0, t0 + 3_600_000]
@@ -152,7 +159,7 @@ def test_the_offer_book_keeps_what_the_site_ticks_sent_a_day_back(sites_file):
     hour, t0 = 3_600_000, scenario.DAY_START
     for h in range(30):  # one new hourly offer per hour, each sent once
         t = t0 + h * hour
-        inp = SiteInputs("ams", t, 40.0 + h, t + hour, "EUR", 20.0, 50.0, True, None, ((t, t + hour, 40.0 + h),))
+        inp = SiteInputs("ams", t, 40.0 + h, t + hour, "EUR", 20.0, 50.0, True, None, book_of((t, 40.0 + h)))
         engine.add_site_tick(site_tick(inp))
         engine.advance(t)
     book = engine.books["ams"]
