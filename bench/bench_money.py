@@ -54,7 +54,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench._common import machine, md_table, write_section  # noqa: E402
-from bench.site_history import SiteHistory  # noqa: E402
+from bench.site_history import site_histories  # noqa: E402
 from sources.dataset import load_sample  # noqa: E402
 from sources.jobs import generate_jobs  # noqa: E402
 from udfs import baselines, topics  # noqa: E402
@@ -63,7 +63,7 @@ from udfs.cost import site_cost  # noqa: E402
 from udfs.dispatch import DispatchConfig, solve_problem  # noqa: E402
 from udfs.dispatcher import MAX_CURVE_RUN_MS, SiteInputs, cost_curve, job_from_record  # noqa: E402
 from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, latest_start, plan_problem  # noqa: E402
-from udfs.records import RecordError, parse_input  # noqa: E402
+from udfs.records import parse_input  # noqa: E402
 from udfs.timeutil import parse_ts_ms, tick_at_or_after  # noqa: E402
 
 TITLE = "Money"
@@ -116,18 +116,7 @@ def load_month(catalogue: Catalogue, start: int, end: int, tick_len: int, site_i
     # it (runs that end after the month are charged what actually held)
     events = load_sample(REPO / "data" / "sample", topics=[topics.PRICES, topics.WEATHER],
                          start=start - HISTORY_DAYS * 24 * HOUR_MS, end=end + 8 * 24 * HOUR_MS, sites=site_ids)
-    trackers: dict[str, SiteHistory] = {}
-    parsed = []
-    for topic, recs in events.items():
-        for rec in recs:
-            raw = json.dumps(rec)
-            try:
-                parsed.append((parse_input(topic, raw, catalogue), raw))
-            except RecordError:
-                continue
-    parsed.sort(key=lambda p: p[0].event_ms)
-    for p, raw in parsed:
-        trackers.setdefault(p.key, SiteHistory(p.key, catalogue[p.key].offer_interval_ms)).add(p, raw)
+    trackers, _ = site_histories(events, catalogue)
     ticks = list(range(tick_at_or_after(start - HISTORY_DAYS * 24 * HOUR_MS, tick_len), end + 8 * 24 * HOUR_MS,
                        tick_len))
     month = Month(catalogue, ticks, {})

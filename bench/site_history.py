@@ -10,12 +10,14 @@ same rules that the job's output is compared with.
 from __future__ import annotations
 
 import bisect
+import json
 
 from udfs import topics
+from udfs.catalogue import Catalogue
 from udfs.cooling import MAX_WEATHER_AGE_MS
 from udfs.dispatcher import SiteInputs
 from udfs.offers import Offer, OfferBook
-from udfs.records import ParsedRecord
+from udfs.records import ParsedRecord, RecordError, parse_input
 
 _INF = float("inf")
 
@@ -27,12 +29,14 @@ class SiteHistory:
         self.weather: list[tuple[int, float, float]] = []  # (observed_ms, temp_c, rh), sorted
         self.status: list[tuple[int, bool, int | None]] = []  # (at_ms, online, capacity), sorted
         self.seen: set[tuple[str, str]] = set()
+        self.event_times: list[int] = []  # of the records applied, in the order they came
 
     def add(self, parsed: ParsedRecord, raw: str) -> bool:
         """Apply one validated record; False if the same record (``raw``, byte for byte) came before."""
         if (parsed.topic, raw) in self.seen:
             return False
         self.seen.add((parsed.topic, raw))
+        self.event_times.append(parsed.event_ms)
         rec = parsed.record
         if parsed.topic == topics.PRICES:
             self.offers.add(Offer(valid_from_ms=rec["valid_from_ms"], price_per_mwh=rec["price_per_mwh"],
@@ -62,6 +66,26 @@ class SiteHistory:
         """An offer is in force at ``tick_ms``: the site ticks again one tick later. Once the offers
         stop, the site emits one tick that says "unavailable" and stops until its next event."""
         return self.offers.in_force(tick_ms) is not None
+
+
+def site_histories(events: dict[str, list[dict]], catalogue: Catalogue
+                   ) -> tuple[dict[str, SiteHistory], list[ParsedRecord]]:
+    """Every site's history from all its valid records, applied in event-time order, and the valid
+    job events in event-time order (records that do not parse are left out)."""
+    parsed = []
+    for topic, recs in events.items():
+        for rec in recs:
+            raw = json.dumps(rec)
+            try:
+                parsed.append((parse_input(topic, raw, catalogue), raw))
+            except RecordError:
+                continue
+    parsed.sort(key=lambda p: p[0].event_ms)
+    histories: dict[str, SiteHistory] = {}
+    for p, raw in parsed:
+        if p.topic != topics.JOBS:
+            histories.setdefault(p.key, SiteHistory(p.key, catalogue[p.key].offer_interval_ms)).add(p, raw)
+    return histories, [p for p, _ in parsed if p.topic == topics.JOBS]
 
 
 def _insort(items: list, item: tuple) -> None:

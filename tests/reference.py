@@ -9,42 +9,23 @@ on the tick after each job event, and on the tick after each pending deadline.
 
 from __future__ import annotations
 
-import json
-
-from bench.site_history import SiteHistory
+from bench.site_history import site_histories
 from udfs import topics
 from udfs.catalogue import load_catalogue
 from udfs.dispatch import DispatchConfig
 from udfs.dispatcher import Dispatcher, SiteInputs
-from udfs.records import ParsedRecord, RecordError, parse_input
+from udfs.records import ParsedRecord
 from udfs.timeutil import tick_at_or_after
 
 
 def reference_inputs(events: dict[str, list[dict]], tick_len_ms: int = 300_000, sites_file: str | None = None
                      ) -> tuple[dict[int, dict[str, SiteInputs]], list[ParsedRecord]]:
     """Every site's inputs at every tick it ticks, and the valid job events in event-time order."""
-    catalogue = load_catalogue(sites_file)
-    parsed = []
-    for topic, recs in events.items():
-        for rec in recs:
-            raw = json.dumps(rec)
-            try:
-                parsed.append((parse_input(topic, raw, catalogue), raw))
-            except RecordError:
-                continue
-    parsed.sort(key=lambda p: p[0].event_ms)
-
-    trackers: dict[str, SiteHistory] = {}
-    site_ticks: dict[str, set[int]] = {}
-    for p, raw in parsed:
-        if p.topic == topics.JOBS:
-            continue
-        tracker = trackers.setdefault(p.key, SiteHistory(p.key, catalogue[p.key].offer_interval_ms))
-        if tracker.add(p, raw):
-            site_ticks.setdefault(p.key, set()).add(tick_at_or_after(p.event_ms, tick_len_ms))
-
+    histories, job_events = site_histories(events, load_catalogue(sites_file))
+    site_ticks = {site_id: {tick_at_or_after(t, tick_len_ms) for t in h.event_times}
+                  for site_id, h in histories.items()}
     inputs_by_tick: dict[int, dict[str, SiteInputs]] = {}
-    for site_id, tracker in trackers.items():
+    for site_id, tracker in histories.items():
         todo = sorted(site_ticks[site_id])
         done: set[int] = set()
         while todo:
@@ -56,7 +37,7 @@ def reference_inputs(events: dict[str, list[dict]], tick_len_ms: int = 300_000, 
             if tracker.keeps_ticking_after(t) and t + tick_len_ms not in done:
                 todo.append(t + tick_len_ms)
                 todo.sort()
-    return inputs_by_tick, [p for p, _ in parsed if p.topic == topics.JOBS]
+    return inputs_by_tick, job_events
 
 
 def reference_run(events: dict[str, list[dict]], tick_len_ms: int = 300_000, sites_file: str | None = None,
