@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import json
+from typing import Any
 
 from udfs import topics
 from udfs.catalogue import Catalogue
@@ -18,6 +19,7 @@ from udfs.cooling import MAX_WEATHER_AGE_MS
 from udfs.dispatcher import SiteInputs
 from udfs.offers import Offer, OfferBook
 from udfs.records import ParsedRecord, RecordError, parse_input
+from udfs.timeutil import parse_ts_ms
 
 _INF = float("inf")
 
@@ -68,14 +70,44 @@ class SiteHistory:
         return self.offers.in_force(tick_ms) is not None
 
 
+# Weather without rel_humidity: the contract's documented default (the job's is
+# InputRecords.DEFAULT_REL_HUMIDITY, on the JVM).
+DEFAULT_REL_HUMIDITY = 50.0
+
+
+def read_site_record(topic: str, rec: dict[str, Any]) -> ParsedRecord:
+    """A site record of the sample or a test scenario, read as the history needs it. These
+    records are valid by construction: the job validates on the JVM (InputRecords.java); this
+    reader only reads, and states the event time as the contract does (an offer's publication if
+    it has one, else its start)."""
+    out = dict(rec)
+    if topic == topics.PRICES:
+        out["price_per_mwh"] = float(rec["price_per_mwh"])
+        for field in ("valid_from", "valid_to", "published_at"):
+            out[f"{field}_ms"] = None if rec.get(field) is None else parse_ts_ms(rec[field], field)
+        event = out["published_at_ms"] if out["published_at_ms"] is not None else out["valid_from_ms"]
+    elif topic == topics.WEATHER:
+        event = parse_ts_ms(rec["observed_at"], "observed_at")
+        rh = rec.get("rel_humidity")
+        out.update(temp_c=float(rec["temp_c"]), rel_humidity=DEFAULT_REL_HUMIDITY if rh is None else float(rh))
+    else:
+        event = parse_ts_ms(rec["at"], "at")
+        out.update(online=bool(rec["online"]), capacity_slots=rec.get("capacity_slots"))
+    return ParsedRecord(topic, rec["site_id"], event, out)
+
+
 def site_histories(events: dict[str, list[dict]], catalogue: Catalogue
                    ) -> tuple[dict[str, SiteHistory], list[ParsedRecord]]:
-    """Every site's history from all its valid records, applied in event-time order, and the valid
-    job events in event-time order (records that do not parse are left out)."""
+    """Every site's history from all its records, applied in event-time order (a site outside
+    the catalogue is left out), and the valid job events in event-time order."""
     parsed = []
     for topic, recs in events.items():
         for rec in recs:
             raw = json.dumps(rec)
+            if topic != topics.JOBS:
+                if rec.get("site_id") in catalogue:
+                    parsed.append((read_site_record(topic, rec), raw))
+                continue
             try:
                 parsed.append((parse_input(topic, raw, catalogue), raw))
             except RecordError:

@@ -1,8 +1,9 @@
-"""Parsing and validation of the input records of ../shared/CONTRACT.md.
+"""Parsing and validation of the ``jobs`` records of ../shared/CONTRACT.md.
 
-``parse_input(topic, raw, known_sites)`` returns a :class:`ParsedRecord` or raises
-:class:`RecordError` whose message becomes the dead letter's ``error`` ("field: why").
-Plain Python: the Flink job, the dashboard form and the sources all use it.
+``parse_input(topics.JOBS, raw, known_sites)`` returns a :class:`ParsedRecord` or raises
+:class:`RecordError` whose message becomes the dead letter's ``error`` ("field: why"). The job's
+dispatch operator validates job events with it; the site topics' rules live on the JVM
+(flink_jobs/jvm/geodispatch/InputRecords.java), where their records are parsed.
 """
 
 from __future__ import annotations
@@ -19,14 +20,6 @@ from udfs.timeutil import parse_ts_ms
 MAX_PAYLOAD_BYTES = 64 * 1024  # larger values are refused before parsing (an oversized payload is an attack or a bug)
 DEAD_LETTER_RAW_BYTES = 4096  # the contract keeps the first 4 KiB of a bad record
 MAX_ID_LEN = 128
-TEMP_RANGE_C = (-90.0, 70.0)  # beyond the records ever observed on Earth: a sensor or unit error
-MAX_PRICE_PER_MWH = 100_000.0  # far above any market cap (EPEX SPOT's is 4,000 EUR/MWh)
-# Prices below zero are real (day-ahead markets clear negative when wind and solar flood the grid;
-# EPEX SPOT's floor is -500 EUR/MWh); this bound only catches unit errors.
-MIN_PRICE_PER_MWH = -100_000.0
-# Weather without rel_humidity: a mid value, where the cooling model adds no humidity penalty
-# (udfs.cooling's humidity_ref_rh is 60 %), so a missing reading never makes a site look dearer.
-DEFAULT_REL_HUMIDITY = 50.0
 
 
 class RecordError(ValueError):
@@ -116,57 +109,6 @@ def _ident(rec: dict[str, Any], field: str) -> str:
     return value
 
 
-def _site(rec: dict[str, Any], known_sites: Container[str] | None) -> str:
-    site_id = _ident(rec, "site_id")
-    if known_sites is not None and site_id not in known_sites:
-        raise RecordError(f"site_id: unknown site {site_id!r}")
-    return site_id
-
-
-def _optional_text(rec: dict[str, Any], field: str) -> None:
-    value = rec.get(field)
-    if value is not None and not isinstance(value, str):
-        raise RecordError(f"{field}: not a string")
-
-
-def parse_price(rec: dict[str, Any], known_sites: Container[str] | None = None) -> ParsedRecord:
-    site_id = _site(rec, known_sites)
-    price = _number(rec, "price_per_mwh", MIN_PRICE_PER_MWH, MAX_PRICE_PER_MWH)
-    valid_from = _ts(rec, "valid_from")
-    valid_to = _ts(rec, "valid_to", required=False)
-    if valid_to is not None and valid_to <= valid_from:  # type: ignore[operator]
-        raise RecordError("valid_to: not after valid_from")
-    # published_at: when the market published it (a day-ahead offer, a day early); the event time
-    published = _ts(rec, "published_at", required=False)
-    if published is not None and published > valid_from:  # type: ignore[operator]
-        raise RecordError("published_at: after valid_from")
-    _optional_text(rec, "currency")
-    _optional_text(rec, "source")
-    out = dict(rec, price_per_mwh=price, valid_from_ms=valid_from, valid_to_ms=valid_to, published_at_ms=published)
-    event = valid_from if published is None else published
-    return ParsedRecord(topics.PRICES, site_id, event, out)  # type: ignore[arg-type]
-
-
-def parse_weather(rec: dict[str, Any], known_sites: Container[str] | None = None) -> ParsedRecord:
-    site_id = _site(rec, known_sites)
-    observed = _ts(rec, "observed_at")
-    temp = _number(rec, "temp_c", *TEMP_RANGE_C)
-    rh = _number(rec, "rel_humidity", 0.0, 100.0, required=False)
-    out = dict(rec, temp_c=temp, rel_humidity=DEFAULT_REL_HUMIDITY if rh is None else rh, observed_at_ms=observed)
-    return ParsedRecord(topics.WEATHER, site_id, observed, out)  # type: ignore[arg-type]
-
-
-def parse_status(rec: dict[str, Any], known_sites: Container[str] | None = None) -> ParsedRecord:
-    site_id = _site(rec, known_sites)
-    at = _ts(rec, "at")
-    online = _required(rec, "online")
-    if not isinstance(online, bool):
-        raise RecordError("online: not true or false")
-    capacity = _integer(rec, "capacity_slots", 0, 10_000_000, required=False)
-    out = dict(rec, online=online, capacity_slots=capacity, at_ms=at)
-    return ParsedRecord(topics.SITE_STATUS, site_id, at, out)  # type: ignore[arg-type]
-
-
 def parse_job(rec: dict[str, Any], known_sites: Container[str] | None = None) -> ParsedRecord:
     action = _required(rec, "action")
     if action not in ("submit", "cancel"):
@@ -202,22 +144,14 @@ def parse_job(rec: dict[str, Any], known_sites: Container[str] | None = None) ->
     return ParsedRecord(topics.JOBS, job_id, submitted, out)  # type: ignore[arg-type]
 
 
-PARSERS = {
-    topics.PRICES: parse_price,
-    topics.WEATHER: parse_weather,
-    topics.SITE_STATUS: parse_status,
-    topics.JOBS: parse_job,
-}
-
-
 def parse_input(topic: str, raw: str | bytes | None, known_sites: Container[str] | None = None) -> ParsedRecord:
-    """Parse one input record of ``topic`` (the contract name). Raises RecordError."""
-    parser = PARSERS.get(topic)
-    if parser is None:
-        raise RecordError(f"topic: {topic!r} is not an input topic")
+    """Parse one record of the ``jobs`` topic (the contract name). Raises RecordError. The site
+    topics are parsed on the JVM (flink_jobs/jvm/geodispatch/InputRecords.java)."""
+    if topic != topics.JOBS:
+        raise RecordError(f"topic: {topic!r} is not parsed in Python (the site topics are parsed on the JVM)")
     if raw is None:
         raise RecordError("payload: empty (tombstone)")
-    return parser(_obj(raw), known_sites)
+    return parse_job(_obj(raw), known_sites)
 
 
 def dead_letter(topic: str, partition: int | None, offset: int | None, key: str | None, raw: str | bytes | None,

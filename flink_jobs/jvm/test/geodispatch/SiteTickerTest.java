@@ -367,6 +367,16 @@ public final class SiteTickerTest {
         eq("0.0001", InputRecords.g(0.0001), "g");
         eq("1.5e-05", InputRecords.g(0.000015), "g");
         eq("123457", InputRecords.g(123456.7), "g");
+        InputRecords.SiteRecord negative = InputRecords.parse("prices",
+                "{\"site_id\":\"ams\",\"price_per_mwh\":-76.01,\"valid_from\":\"2018-07-01T10:00:00Z\"}", null);
+        eq(-76.01, negative.price, "negative prices are market data");
+        eq(T0, negative.eventMs, "without published_at the event time is valid_from");
+        try {
+            InputRecords.parse("prices", "{\"site_id\":\"ams\",\"price_per_mwh\":1e9,\"valid_from\":\"2018-07-01T10:00:00Z\"}", null);
+            throw new AssertionError("1e9 EUR/MWh accepted");
+        } catch (InputRecords.RecordError e) {
+            eq("price_per_mwh: 1e+09 is above 100000", e.getMessage(), "a unit error");
+        }
         EventTime et = new EventTime();
         eq(T0 - HOUR, et.eval("{\"published_at\":\"2018-07-01T09:00:00Z\",\"valid_from\":\"2018-07-01T10:00:00Z\"}",
                 "published_at", "valid_from"), "published first");
