@@ -87,7 +87,9 @@ class TickOperator(KeyedProcessFunction):
         group.gauge("pending_jobs", lambda: self.pending_gauge_value)
         group.gauge("solve_ms", lambda: int(round(self.solve_ms_value)))  # the last tick's; a gauge must be an int
         self.decisions_counter = group.counter("decisions")
-        self.dead_letters = group.counter("dead_letters")  # the job records'; SiteTicker counts the rest
+        # the job records'; SiteTicker counts the site records' under the same names
+        self.dead_letters = group.counter("dead_letters")
+        self.parsed = group.counter("records_parsed")
         self.expired = group.counter("offers_expired")
         self.late_jobs = group.counter("late_jobs")
 
@@ -123,6 +125,7 @@ class TickOperator(KeyedProcessFunction):
         site_ticks: set[int] = set()
         job_ticks: set[int] = set()
         late_jobs_before = engine.counts.get("late_jobs", 0)
+        parsed_jobs = 0
         for row in zip(*value, strict=True):
             if row[0] == SITE_TICK:
                 tick = engine.add_site_tick(json.loads(row[2]))
@@ -137,6 +140,9 @@ class TickOperator(KeyedProcessFunction):
                 yield dead_letter_row(DeadRecord(row[0], row[3], row[4], row[1], row[2], str(exc)))
                 continue
             job_ticks.add(engine.add_job_event(parsed, (row[3], row[4], row[2]), watermark))
+            parsed_jobs += 1
+        if parsed_jobs:  # one call into the JVM per batch
+            self.parsed.inc(parsed_jobs)
         for tick in site_ticks:
             self.site_inbox.put(tick, engine.site_inbox[tick])
         for tick in job_ticks:

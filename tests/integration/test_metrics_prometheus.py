@@ -166,10 +166,13 @@ def test_taskmanager_prometheus_endpoint_serves_geodispatch_counters(kafka_boots
     assert seen[RECORDS_PARSED] == good, seen
     # the gauge is registered when the operator opens; Python counters appear on their first update
     assert [v for labels, v in samples(tm_text, PENDING_JOBS) if labels.get("job_id") == job_id]
+    # counted where the records are parsed: site records in site-ticker (Java), job records in dispatch
+    by_operator = {labels["operator_name"]: v for labels, v in samples(tm_text, DEAD_LETTERS)
+                   if labels.get("job_id") == job_id}
+    assert by_operator == {"site_ticker": len(BAD_RECORDS) - 1, "dispatch": 1}, by_operator
     labels = samples(tm_text, DEAD_LETTERS)[0][0]
     assert {"job_id", "job_name", "task_name", "operator_name", "subtask_index", "tm_id"} <= labels.keys(), labels
     assert labels["job_name"] == "geodispatch_dispatch"  # the reporter turns '-' into '_'
-    assert labels["operator_name"] == "dispatch"
     # Flink's own metrics that deploy/grafana/geodispatch.json plots: throughput, lag, checkpoints
     for name in ("flink_taskmanager_job_task_numRecordsInPerSecond",
                  "flink_taskmanager_job_task_operator_numRecordsOutPerSecond",
