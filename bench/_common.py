@@ -102,8 +102,10 @@ def code_label(spec: str) -> str:
 
 def sample_records(copies: int, start_ms: int, end_ms: int, jobs: list[dict],
                    rename: bool = True) -> list[tuple[int, str, bytes, bytes]]:
-    """(event time ms, topic, key, value) of the sample's prices and weather with event time in
-    [start, end), each site as ``copies`` renamed copies (``ams-t000``, ``ams-t001``, ...; one copy
+    """(event time ms, topic, key, value) of the sample's weather with event time in [start, end)
+    and its prices *valid from* then (a day-ahead offer is published the day before: its event time
+    is earlier, and without it the European sites would have no offer in the span), each site as
+    ``copies`` renamed copies (``ams-t000``, ``ams-t001``, ...; one copy
     under its own id when not ``rename``), and the jobs, in event-time order (stable: a site's
     records keep the order of the file)."""
     import json
@@ -117,7 +119,8 @@ def sample_records(copies: int, start_ms: int, end_ms: int, jobs: list[dict],
             if not line.strip():
                 continue
             ev = parse_line(topic, line, f"{topic}.jsonl:{i}")
-            if not start_ms <= ev.ts < end_ms:
+            at = parse_ts_ms(json.loads(ev.value)["valid_from"]) if topic == "prices" else ev.ts
+            if not start_ms <= at < end_ms:
                 continue
             if not rename:
                 out.append((ev.ts, topic, ev.key.encode(), ev.value))
