@@ -35,6 +35,8 @@ class _KeyCache:
     timers: set[int] = field(default_factory=set)  # pending timers this instance registered ...
     timer_heap: list[int] = field(default_factory=list)  # ... as a heap, to forget the ones passed
     counts_written: dict = field(default_factory=dict)  # the counters as last written to the core state
+    # the ticks with entries in the site-inbox and job-inbox states (asking the state is a JVM call)
+    inbox_ticks: set[int] = field(default_factory=set)
 
 
 class TickOperator(KeyedProcessFunction):
@@ -100,7 +102,8 @@ class TickOperator(KeyedProcessFunction):
                                 site_cost_json=True)
             engine.restore(self.core_state.value(), self.dispatcher_state.value(), self.books_state.value(),
                            dict(self.site_inbox.items()), dict(self.job_inbox.items()))
-            found = self.cache[key] = _KeyCache(engine, counts_written=dict(engine.counts))
+            found = self.cache[key] = _KeyCache(engine, counts_written=dict(engine.counts),
+                                                inbox_ticks={*engine.site_inbox, *engine.inbox})
         return found
 
     def _timer_at(self, cached: _KeyCache, tick: int | None, timers) -> None:
@@ -147,6 +150,7 @@ class TickOperator(KeyedProcessFunction):
             self.site_inbox.put(tick, engine.site_inbox[tick])
         for tick in job_ticks:
             self.job_inbox.put(tick, engine.inbox[tick])
+        cached.inbox_ticks |= site_ticks | job_ticks
         late_jobs = engine.counts.get("late_jobs", 0) - late_jobs_before
         if late_jobs > 0:
             self.late_jobs.inc(late_jobs)
@@ -171,9 +175,9 @@ class TickOperator(KeyedProcessFunction):
             shard = self.shard_of_key.get(key)
             packed = Packer()
             for result in results:
-                if result.tick_ms in self.site_inbox:
-                    self.site_inbox.remove(result.tick_ms)
-                if result.tick_ms in self.job_inbox:
+                if result.tick_ms in cached.inbox_ticks:
+                    cached.inbox_ticks.discard(result.tick_ms)
+                    self.site_inbox.remove(result.tick_ms)  # removing a key that is not there is a no-op
                     self.job_inbox.remove(result.tick_ms)
                 yield from self._tick_rows(result, shard, packed)
             yield from packed.flush()

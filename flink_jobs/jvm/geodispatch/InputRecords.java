@@ -106,7 +106,7 @@ public final class InputRecords {
         switch (topic) {
             case PRICES: {
                 double price = number(rec, "price_per_mwh", MIN_PRICE, MAX_PRICE, true);
-                long validFrom = ts(rec, "valid_from", true);
+                long validFrom = required(rec, "valid_from");
                 Long validTo = tsOptional(rec, "valid_to");
                 if (validTo != null && validTo <= validFrom) {
                     throw new RecordError("valid_to: not after valid_from");
@@ -122,14 +122,14 @@ public final class InputRecords {
                         validTo, published, currency, source, Double.NaN, Double.NaN, true, null);
             }
             case WEATHER: {
-                long observed = ts(rec, "observed_at", true);
+                long observed = required(rec, "observed_at");
                 double temp = number(rec, "temp_c", MIN_TEMP_C, MAX_TEMP_C, true);
                 double rh = number(rec, "rel_humidity", 0.0, 100.0, false);
                 return new SiteRecord(WEATHER, site, observed, Double.NaN, 0, null, null, "", "", temp,
                         Double.isNaN(rh) ? DEFAULT_REL_HUMIDITY : rh, true, null);
             }
             case SITE_STATUS: {
-                long at = ts(rec, "at", true);
+                long at = required(rec, "at");
                 JsonNode online = rec.get("online");
                 if (online == null || online.isNull()) {
                     throw new RecordError("online: missing");
@@ -253,7 +253,8 @@ public final class InputRecords {
         return v.textValue();
     }
 
-    static long ts(JsonNode rec, String field, boolean required) throws RecordError {
+    /** A required timestamp. */
+    static long required(JsonNode rec, String field) throws RecordError {
         Long ms = tsOptional(rec, field);
         if (ms == null) {
             throw new RecordError(field + ": missing");
