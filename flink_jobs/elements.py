@@ -9,9 +9,7 @@ several threads importing highspy at once hung a job in `openPythonInterpreter`
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any
 
 from pyflink.common import Row
 from pyflink.common.typeinfo import Types
@@ -20,7 +18,7 @@ from pyflink.datastream.data_stream import KeyedStream
 from pyflink.datastream.state import ValueStateDescriptor
 
 from udfs import topics
-from udfs.records import RecordError, dead_letter, parse_input
+from udfs.records import RecordError, dead_letter, json_text, parse_input
 from udfs.sharding import JobRoute
 from udfs.timeutil import format_ts
 
@@ -99,10 +97,6 @@ def batched_by_watermark(stream: DataStream, batch_type=RAW_BATCH_TYPE) -> DataS
     return DataStream(j_stream).uid("batch-by-watermark")
 
 
-def _json(value: dict[str, Any]) -> str:
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
-
-
 def _now_iso() -> str:
     return format_ts(int(time.time() * 1000))
 
@@ -111,7 +105,7 @@ def dead_letter_row(d) -> Row:
     """A udfs.tick_engine.DeadRecord -> the dead-letter output row."""
     partition = None if d.partition is None else int(d.partition)
     offset = None if d.offset is None else int(d.offset)
-    return Row(topics.DEAD_LETTER, d.key, _json(dead_letter(d.topic, partition, offset, d.key, d.raw, d.error,
+    return Row(topics.DEAD_LETTER, d.key, json_text(dead_letter(d.topic, partition, offset, d.key, d.raw, d.error,
                                                             _now_iso())))
 
 

@@ -9,18 +9,18 @@ flink_jobs/elements.py, which does not (see there why).
 from __future__ import annotations
 
 import heapq
-import json
 from dataclasses import dataclass, field
 
+import orjson
 from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext, TimeDomain
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
-from flink_jobs.elements import SINGLE_KEY, Packer, _json, dead_letter_row, subtask_index
+from flink_jobs.elements import SINGLE_KEY, Packer, dead_letter_row, subtask_index
 from udfs import topics
 from udfs.catalogue import load_catalogue
 from udfs.dispatch import DispatchConfig
-from udfs.records import RecordError, parse_input
+from udfs.records import RecordError, json_text, parse_input
 from udfs.sharding import shard_catalogue
 from udfs.tick_engine import SITE_TICK, DeadRecord, TickEngine, TickResult
 from udfs.timeutil import format_ts
@@ -131,7 +131,7 @@ class TickOperator(KeyedProcessFunction):
         parsed_jobs = 0
         for row in zip(*value, strict=True):
             if row[0] == SITE_TICK:
-                tick = engine.add_site_tick(json.loads(row[2]))
+                tick = engine.add_site_tick(orjson.loads(row[2]))
                 if tick is not None:
                     site_ticks.add(tick)
                 continue
@@ -205,12 +205,12 @@ class TickOperator(KeyedProcessFunction):
         if out.decisions:
             self.decisions_counter.inc(len(out.decisions))
         for rec in out.decisions:
-            yield from packed.add(topics.DISPATCH, rec["job_id"], _json(rec))
+            yield from packed.add(topics.DISPATCH, rec["job_id"], json_text(rec))
         for d in result.dead:
             self.dead_letters.inc()
             yield dead_letter_row(d)
         if shard is None:
-            yield from packed.add(topics.PIPELINE_METRICS, format_ts(result.tick_ms), _json(metrics))
+            yield from packed.add(topics.PIPELINE_METRICS, format_ts(result.tick_ms), json_text(metrics))
         else:  # one record per shard and tick
             yield from packed.add(topics.PIPELINE_METRICS, f"{format_ts(result.tick_ms)}|{shard}",
-                                  _json({**metrics, "shard": shard, "subtask": self.subtask}))
+                                  json_text({**metrics, "shard": shard, "subtask": self.subtask}))

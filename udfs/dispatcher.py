@@ -45,7 +45,7 @@ from udfs.dispatch import (
 from udfs.forecast import HISTORY_MS, price_curve
 from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, objective_of, plan_problem
 from udfs.offers import OfferBook
-from udfs.records import ParsedRecord
+from udfs.records import ParsedRecord, json_text
 from udfs.timeutil import format_ts
 
 MAX_CURVE_RUN_MS = 7 * 24 * HOUR_MS  # beyond this much of a run the curve's last rate continues
@@ -190,7 +190,7 @@ class Dispatcher:
             if site_cost_dicts:
                 out.site_costs.append(rec)
             if site_cost_json:
-                out.site_cost_json.append((site_id, json.dumps(rec, separators=(",", ":"), allow_nan=False)))
+                out.site_cost_json.append((site_id, json_text(rec)))
             if sc.available and sc.pue is not None:
                 available.append((site, inp, sc))
 

@@ -14,6 +14,8 @@ from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from udfs import topics
 from udfs.timeutil import parse_ts_ms
 
@@ -162,3 +164,11 @@ def dead_letter(topic: str, partition: int | None, offset: int | None, key: str 
     text = (raw or "")[:DEAD_LETTER_RAW_BYTES]
     return {"topic": topic, "partition": partition, "offset": offset, "key": key, "raw": text, "error": error,
             "at": at}
+
+
+def json_text(value: dict[str, Any]) -> str:
+    """An output record's JSON value, compact (orjson: ~10x json.dumps, and this runs for every
+    site-costs record). A NaN would be written as null: the formulas refuse non-finite inputs, so
+    none reaches an output record."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
