@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import json
 import math
 import sys
 import time
@@ -54,7 +53,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench._common import machine, md_table, write_section  # noqa: E402
-from bench.site_history import site_histories  # noqa: E402
+from bench.site_history import read_job_record, site_histories  # noqa: E402
 from sources.dataset import load_sample  # noqa: E402
 from sources.jobs import generate_jobs  # noqa: E402
 from udfs import baselines, topics  # noqa: E402
@@ -63,7 +62,6 @@ from udfs.cost import site_cost  # noqa: E402
 from udfs.dispatch import DispatchConfig, solve_problem  # noqa: E402
 from udfs.dispatcher import MAX_CURVE_RUN_MS, SiteInputs, cost_curve, job_from_record  # noqa: E402
 from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, latest_start, plan_problem  # noqa: E402
-from udfs.records import parse_input  # noqa: E402
 from udfs.timeutil import parse_ts_ms, tick_at_or_after  # noqa: E402
 
 TITLE = "Money"
@@ -332,7 +330,7 @@ def run_variant(args, month_name: str, variant: str, log=print) -> dict:
     month = load_month(catalogue, start, end, tick_len, site_ids)
     n_jobs = int(args.rate * (end - start) / HOUR_MS)
     recs = generate_jobs(args.seed, n_jobs, start, args.rate, site_ids, cancel_fraction=0.0)
-    jobs = [job_from_record(parse_input(topics.JOBS, json.dumps(r), catalogue).record) for r in recs]
+    jobs = [job_from_record(read_job_record(r).record) for r in recs]
     jobs = [j for j in jobs if j.submitted_ms < end]
     log(f"{month_name} {variant}{f' first {args.days:g} days' if args.days else ''}: {len(month.ticks_in_month):,} "
         f"ticks, sites {','.join(site_ids)}, capacity x{scale:g}, {len(jobs):,} jobs "

@@ -4,13 +4,15 @@
     prices, weather, site-status, jobs (Kafka, raw JSON + partition/offset metadata)
       -> event-time watermarks  (SQL on the JVM, per partition: bounded out-of-orderness, idleness;
                                  event time by geodispatch.EventTime, the validator's own parser)
+      -> JobRecords             (Java, job records: validate, bad records -> dead-letter with
+                                 topic/partition/offset/reason; the rest normalised)
       -> SiteTicker             (Java, keyed by site_id: validate, bad records -> dead-letter with
                                  topic/partition/offset/reason; duplicates and late records counted;
                                  offers in force, weather, status; one row per site and tick)
       -> dispatch key           (one key, or with --dispatch-shards N the site's region shard; job
                                  records through JobRouter, keyed by job_id, which sends each job's
                                  records to the shard that decides it)
-      -> TickOperator           (Python, per batch and tick: udfs.tick_engine: jobs validated, the
+      -> TickOperator           (Python, per batch and tick: udfs.tick_engine: the job events, the
                                  offer books, site costs, pending jobs, committed slots, the plan)
       -> site-costs, dispatch, pipeline-metrics (packed rows per watermark, split in SQL), dead-letter
                                 (Kafka, exactly-once)
@@ -21,7 +23,6 @@
 from __future__ import annotations
 
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
-from pyflink.datastream.data_stream import KeyedStream
 from pyflink.table import StreamTableEnvironment
 
 from flink_jobs.config import JobConfig, load_config
@@ -126,24 +127,28 @@ def raw_rows(t_env: StreamTableEnvironment, queries: list[str]) -> DataStream:
     return t_env.to_append_stream(t_env.sql_query(" UNION ALL ".join(queries)), KEYED_RAW_TYPE)
 
 
-def keyed_raw_rows(t_env: StreamTableEnvironment, queries: list[str]) -> KeyedStream:
-    """Raw rows of the given queries, keyed on the JVM by their first column."""
-    return key_by_first_field(raw_rows(t_env, queries), RAW_TYPE)
+def checked_jobs(t_env: StreamTableEnvironment, cfg: JobConfig, key_sql: str) -> tuple[DataStream, DataStream]:
+    """The jobs topic's rows (key, raw record), keyed by ``key_sql``, through JobRecords (Java):
+    a valid record's value becomes its normalised JSON with the value as it came; a bad one
+    becomes a dead letter (the second stream) and a stand-in row the dispatcher counts."""
+    from pyflink.java_gateway import get_gateway
+
+    jvm = get_gateway().jvm
+    sites = jvm.java.util.HashSet()
+    for site_id in load_catalogue(cfg.sites_file).site_ids:
+        sites.add(site_id)
+    raw = raw_rows(t_env, [raw_rows_sql(topics.JOBS, key_sql)])
+    j_jobs = (raw._j_data_stream.process(jvm.geodispatch.JobRecords(sites), KEYED_RAW_TYPE.get_java_type_info())
+              .name("job-records").uid("job-records"))
+    return DataStream(j_jobs), DataStream(j_jobs.getSideOutput(jvm.geodispatch.InputRecords.DEAD_LETTERS))
 
 
-def shard_key_sql(site_shard: dict[str, int], keys: list[str]) -> str:
-    """A site record's dispatch key, on the JVM (an unknown site: shard 0's, which dead-letters it)."""
-    cases = " ".join(f"WHEN {sql_text(site)} THEN {sql_text(keys[shard])}"
-                     for site, shard in sorted(site_shard.items()))
-    return f"CASE JSON_VALUE(`v`, '$.site_id') {cases} ELSE {sql_text(keys[0])} END"
-
-
-def site_ticks(t_env: StreamTableEnvironment, cfg: JobConfig, jobs: DataStream,
-               dispatch_key: dict[str, str]) -> DataStream:
-    """The site topics' raw records, keyed by site_id on the JVM, and the job records, keyed by
+def site_ticks(t_env: StreamTableEnvironment, cfg: JobConfig, jobs: DataStream, dispatch_key: dict[str, str]
+               ) -> tuple[DataStream, DataStream]:
+    """The site topics' raw records, keyed by site_id on the JVM, and the job rows, keyed by
     their dispatcher's key, through SiteTicker (Java): rows of site ticks, each with the key of the
-    dispatcher that decides its site, and the job records as they came. Dead letters go straight
-    to the dead-letter table."""
+    dispatcher that decides its site, and the job rows as they came; and the site records' dead
+    letters."""
     from pyflink.java_gateway import get_gateway
 
     jvm = get_gateway().jvm
@@ -161,34 +166,36 @@ def site_ticks(t_env: StreamTableEnvironment, cfg: JobConfig, jobs: DataStream,
     keyed = key_by_first_field(sites.union(jobs), RAW_TYPE)
     j_ticks = keyed._j_data_stream.transform("site-ticker", KEYED_RAW_TYPE.get_java_type_info(),
                                              jvm.geodispatch.SiteTicker.Operator(ticker)).uid("site-ticker")
-    dead = DataStream(j_ticks.getSideOutput(jvm.geodispatch.SiteTicker.DEAD_LETTERS))
-    t_env.create_temporary_view("site_dead_letters", t_env.from_data_stream(dead))
-    return DataStream(j_ticks)
+    return DataStream(j_ticks), DataStream(j_ticks.getSideOutput(jvm.geodispatch.InputRecords.DEAD_LETTERS))
 
 
 def build_pipeline(t_env: StreamTableEnvironment, cfg: JobConfig) -> DataStream:
-    """Kafka input tables -> one stream of (topic, key, value) output rows, dead letters included.
+    """Kafka input tables -> one stream of (topic, key, value) output rows; the input records'
+    dead letters go to the view ``record_dead_letters``.
 
-    Every record goes through SiteTicker (Java): site records keyed by site, job records by their
-    dispatcher's key, passed on. Its site ticks and the job records reach Python in the dispatch
-    operator (TickOperator), keyed on the JVM: with one dispatch key everything goes to it; with
-    region shards a site's ticks go to its shard and job records through JobRouter, keyed by
-    job_id, which sends each job's records to the shard that decides it."""
+    Job records are checked by JobRecords (Java). Every record then goes through SiteTicker
+    (Java): site records keyed by site, job records by their dispatcher's key, passed on. Its site
+    ticks and the job records reach Python in the dispatch operator (TickOperator), keyed on the
+    JVM: with one dispatch key everything goes to it; with region shards a site's ticks go to its
+    shard and job records through JobRouter, keyed by job_id, which sends each job's records to
+    the shard that decides it."""
     tick_ms = cfg.tick_minutes * 60_000
     if cfg.dispatch_shards == 1:
         keys, site_shard = [SINGLE_KEY], {}
-        jobs = raw_rows(t_env, [raw_rows_sql(topics.JOBS, sql_text(SINGLE_KEY))])
+        jobs, job_dead = checked_jobs(t_env, cfg, sql_text(SINGLE_KEY))
     else:
         catalogue = load_catalogue(cfg.sites_file)
         site_shard = assign_shards(catalogue, cfg.dispatch_shards)
         keys = shard_keys(cfg.dispatch_shards)
+        by_job, job_dead = checked_jobs(t_env, cfg, "COALESCE(JSON_VALUE(`v`, '$.job_id'), '')")
         jobs = (
-            keyed_raw_rows(t_env, [raw_rows_sql(topics.JOBS, "COALESCE(JSON_VALUE(`v`, '$.job_id'), '')")])
-            .process(JobRouter(frozenset(catalogue.site_ids), site_shard, keys), output_type=KEYED_RAW_TYPE)
+            key_by_first_field(by_job, RAW_TYPE)
+            .process(JobRouter(site_shard, keys), output_type=KEYED_RAW_TYPE)
             .name("job-router")
             .uid("job-router")
         )
-    ticks = site_ticks(t_env, cfg, jobs, {site: keys[shard] for site, shard in site_shard.items()})
+    ticks, site_dead = site_ticks(t_env, cfg, jobs, {site: keys[shard] for site, shard in site_shard.items()})
+    t_env.create_temporary_view("record_dead_letters", t_env.from_data_stream(site_dead.union(job_dead)))
     outputs = (
         key_by_first_field(batched_by_watermark(ticks), RAW_BATCH_TYPE)
         .process(TickOperator(cfg.sites_file, tick_ms, cfg.solver_time_limit_s,
@@ -238,9 +245,9 @@ def attach_sinks(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,
     for topic in topics.OUTPUT_TOPICS:
         unpacked = (f" UNION ALL SELECT `k`, `v` FROM unpacked_outputs WHERE code = '{TOPIC_CODES[topic]}'"
                     if topic in TOPIC_CODES else "")
-        site_dead = (" UNION ALL SELECT `k`, `v` FROM site_dead_letters" if topic == topics.DEAD_LETTER else "")
+        record_dead = (" UNION ALL SELECT `k`, `v` FROM record_dead_letters" if topic == topics.DEAD_LETTER else "")
         statements.add_insert_sql(f"INSERT INTO `sink_{topic}` SELECT `key` AS `k`, `value` AS `v` "
-                                  f"FROM job_outputs WHERE `topic` = '{topic}'{unpacked}{site_dead}")
+                                  f"FROM job_outputs WHERE `topic` = '{topic}'{unpacked}{record_dead}")
     statements.attach_as_datastream()
 
 

@@ -18,7 +18,7 @@ from pyflink.datastream.data_stream import KeyedStream
 from pyflink.datastream.state import ValueStateDescriptor
 
 from udfs import topics
-from udfs.records import RecordError, dead_letter, json_text, parse_input
+from udfs.records import dead_letter, job_event, json_text
 from udfs.sharding import JobRoute
 from udfs.timeutil import format_ts
 
@@ -27,6 +27,7 @@ RAW_FIELDS = ["topic", "k", "v", "kafka_partition", "kafka_offset"]
 RAW_TYPE = Types.ROW_NAMED(RAW_FIELDS, [Types.STRING(), Types.STRING(), Types.STRING(), Types.INT(), Types.LONG()])
 # ... with the key it is partitioned by in front: (key, raw record)
 SINGLE_KEY = "dispatch"  # the dispatch key without region shards
+DEAD_JOB = "jobs-dead-letter"  # the topic of JobRecords' stand-in row for a dead-lettered job record (Java)
 KEYED_RAW_TYPE = Types.ROW_NAMED(["key", "rec"], [Types.STRING(), RAW_TYPE])
 # ... and a key's records since the last watermark, as the dispatch operator receives them: one
 # array per field (WatermarkBatcher says why not an array of rows)
@@ -117,12 +118,12 @@ def subtask_index(runtime_context: RuntimeContext) -> int:
 
 
 class JobRouter(KeyedProcessFunction):
-    """Keyed by job_id, only with sharded dispatch: sends every raw job record on with the key of
-    the shard that decides the job (udfs.sharding.JobRoute), so a cancel reaches the shard of its
-    submit. A record that does not parse goes to shard 0, whose dispatch operator dead-letters it."""
+    """Keyed by job_id, only with sharded dispatch: sends every job row (checked by JobRecords on
+    the JVM) on with the key of the shard that decides the job (udfs.sharding.JobRoute), so a
+    cancel reaches the shard of its submit. The stand-in of a dead-lettered record goes to shard 0,
+    whose dispatch operator counts it."""
 
-    def __init__(self, known_sites: frozenset[str], site_shard: dict[str, int], shard_keys: list[str]):
-        self.known_sites = known_sites
+    def __init__(self, site_shard: dict[str, int], shard_keys: list[str]):
         self.site_shard = site_shard
         self.shard_keys = shard_keys
 
@@ -130,11 +131,10 @@ class JobRouter(KeyedProcessFunction):
         self.route_state = runtime_context.get_state(ValueStateDescriptor("route", Types.PICKLED_BYTE_ARRAY()))
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
-        try:
-            parsed = parse_input(topics.JOBS, value[2], self.known_sites)
-        except RecordError:
+        if value[0] != topics.JOBS:  # JobRecords' stand-in for a dead letter
             yield Row(self.shard_keys[0], value)
             return
+        parsed = job_event(value[2])
         route = self.route_state.value() or JobRoute()
         shards = len(self.shard_keys)
         if parsed.record["action"] == "submit":

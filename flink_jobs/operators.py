@@ -16,13 +16,13 @@ from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext, TimeDomain
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
-from flink_jobs.elements import SINGLE_KEY, Packer, dead_letter_row, subtask_index
+from flink_jobs.elements import DEAD_JOB, SINGLE_KEY, Packer, dead_letter_row, subtask_index
 from udfs import topics
 from udfs.catalogue import load_catalogue
 from udfs.dispatch import DispatchConfig
-from udfs.records import RecordError, json_text, parse_input
+from udfs.records import job_event, json_text
 from udfs.sharding import shard_catalogue
-from udfs.tick_engine import SITE_TICK, DeadRecord, TickEngine, TickResult
+from udfs.tick_engine import SITE_TICK, TickEngine, TickResult
 from udfs.timeutil import format_ts
 
 
@@ -67,7 +67,6 @@ class TickOperator(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext):
         self.catalogue = load_catalogue(self.sites_file)
-        self.known_sites = frozenset(self.catalogue.site_ids)
         self.cache: dict[str, _KeyCache] = {}
         self.shard_of_key = {key: shard for shard, key in enumerate(self.shard_keys)}
         self.shard_catalogues = {key: shard_catalogue(self.catalogue, self.site_shard, shard)
@@ -89,9 +88,8 @@ class TickOperator(KeyedProcessFunction):
         group.gauge("pending_jobs", lambda: self.pending_gauge_value)
         group.gauge("solve_ms", lambda: int(round(self.solve_ms_value)))  # the last tick's; a gauge must be an int
         self.decisions_counter = group.counter("decisions")
-        # the job records'; SiteTicker counts the site records' under the same names
+        # the dispatcher's refusals (JobRecords and SiteTicker count the input records' under this name)
         self.dead_letters = group.counter("dead_letters")
-        self.parsed = group.counter("records_parsed")
         self.expired = group.counter("offers_expired")
         self.late_jobs = group.counter("late_jobs")
 
@@ -128,24 +126,17 @@ class TickOperator(KeyedProcessFunction):
         site_ticks: set[int] = set()
         job_ticks: set[int] = set()
         late_jobs_before = engine.counts.get("late_jobs", 0)
-        parsed_jobs = 0
         for row in zip(*value, strict=True):
             if row[0] == SITE_TICK:
                 tick = engine.add_site_tick(orjson.loads(row[2]))
                 if tick is not None:
                     site_ticks.add(tick)
                 continue
-            try:
-                parsed = parse_input(topics.JOBS, row[2], self.known_sites)
-            except RecordError as exc:
+            if row[0] == DEAD_JOB:  # dead-lettered on the JVM (JobRecords): counted in the tick's metrics
                 engine.count("dead_letters")
-                self.dead_letters.inc()
-                yield dead_letter_row(DeadRecord(row[0], row[3], row[4], row[1], row[2], str(exc)))
                 continue
-            job_ticks.add(engine.add_job_event(parsed, (row[3], row[4], row[2]), watermark))
-            parsed_jobs += 1
-        if parsed_jobs:  # one call into the JVM per batch
-            self.parsed.inc(parsed_jobs)
+            parsed = job_event(row[2])
+            job_ticks.add(engine.add_job_event(parsed, (row[3], row[4], parsed.raw), watermark))
         for tick in site_ticks:
             self.site_inbox.put(tick, engine.site_inbox[tick])
         for tick in job_ticks:

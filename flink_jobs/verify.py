@@ -1,9 +1,9 @@
 """Exactly-once verifier: reconciles `dispatch` and `site-costs` against `jobs` (read_committed).
 
-Reads the three topics from the beginning up to their end offsets (as seen when it starts),
-validates job records with the same parser as the pipeline (invalid ones go to dead-letter
-there, so they are not owed a decision), and reports lost decisions, duplicated decisions,
-capacity violations and decisions made on an expired offer (udfs/reconcile.py). Prints one
+Reads the three topics and `dead-letter` from the beginning up to their end offsets (as seen
+when it starts), leaves out the job records the pipeline dead-lettered (those are owed no
+decision), and reports lost decisions, duplicated decisions, capacity violations and decisions
+made on an expired offer (udfs/reconcile.py). Prints one
 summary line; `--json` prints the full report as JSON on stdout (the summary line then goes
 to stderr). Exit code 0 when clean, 1 on any violation, 2 when it cannot run.
 
@@ -77,25 +77,27 @@ def _json_records(records: list[tuple[bytes | None, bytes, int, int]]) -> tuple[
     return out, bad
 
 
-def load_inputs(bootstrap: str, prefix: str, sites_file: str | None, timeout_s: float,
+def load_inputs(bootstrap: str, prefix: str, timeout_s: float,
                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Reads site-costs first, then dispatch, then jobs: a decision can only be newer than the
-    site-costs horizon, never missing from below it (the outputs are committed per checkpoint)."""
-    from udfs.catalogue import load_catalogue
-    from udfs.records import RecordError, parse_input
+    """Reads site-costs first, then dispatch, then jobs and dead-letter: a decision can only be
+    newer than the site-costs horizon, never missing from below it (the outputs are committed per
+    checkpoint)."""
 
     site_costs, bad_costs = _json_records(read_committed(bootstrap, prefix + topics.SITE_COSTS, timeout_s,
                                                          extra=extra))
     decisions, bad_decisions = _json_records(read_committed(bootstrap, prefix + topics.DISPATCH, timeout_s,
                                                             extra=extra))
     raw_jobs = read_committed(bootstrap, prefix + topics.JOBS, timeout_s, extra=extra)
-    known = frozenset(load_catalogue(sites_file).site_ids)
+    dead, _ = _json_records(read_committed(bootstrap, prefix + topics.DEAD_LETTER, timeout_s, extra=extra))
+    dead_jobs = {(d.get("partition"), d.get("offset")) for d in dead if d.get("topic") == topics.JOBS}
     job_events, invalid = [], 0
-    for _, value, _p, _o in sorted(raw_jobs, key=lambda r: (r[2], r[3])):
-        try:
-            job_events.append(parse_input(topics.JOBS, value, known).record)
-        except RecordError:
+    for _, value, partition, offset in sorted(raw_jobs, key=lambda r: (r[2], r[3])):
+        if (partition, offset) in dead_jobs:
             invalid += 1
+            continue
+        events, unreadable = _json_records([(None, value, partition, offset)])
+        job_events.extend(events)
+        invalid += unreadable
     return {"site_costs": site_costs, "decisions": decisions, "job_events": job_events,
             "invalid_job_records": invalid, "unreadable_outputs": bad_costs + bad_decisions}
 
@@ -111,8 +113,6 @@ def main(argv: list[str] | None = None) -> int:
                              "site-costs tick read (the point the pipeline has reached)")
     parser.add_argument("--tick-minutes", type=int, default=int(os.environ.get("GRD_TICK_MINUTES", "5")),
                         help="dispatch tick length of the job, minutes (env GRD_TICK_MINUTES)")
-    parser.add_argument("--sites-file", default=os.environ.get("GRD_SITES"),
-                        help="site catalogue used to validate job records (env GRD_SITES)")
     parser.add_argument("--timeout-s", type=float, default=120.0, help="give up reading a topic after this")
     parser.add_argument("--json", action="store_true", help="print the full report as JSON on stdout")
     parser.add_argument("--sasl-username", default=os.environ.get("GRD_KAFKA_USER"),
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     try:
-        data = load_inputs(args.bootstrap, args.topic_prefix, args.sites_file, args.timeout_s, extra)
+        data = load_inputs(args.bootstrap, args.topic_prefix, args.timeout_s, extra)
     except Exception as exc:  # a broker that is down: one line, exit 2
         if type(exc).__module__.startswith("kafka"):
             print(f"error: cannot read from Kafka at {args.bootstrap}: {exc}", file=sys.stderr)

@@ -81,7 +81,7 @@ def test_verifier_reads_with_credentials(secure_broker):
     conf = kafka_secure.client_config(secure_broker)
     admin = KafkaAdminClient(**conf)
     admin.create_topics([NewTopic(f"sec-{t}", num_partitions=1, replication_factor=1)
-                         for t in ("jobs", "dispatch", "site-costs")])
+                         for t in ("jobs", "dispatch", "site-costs", "dead-letter")])
     admin.close()
     producer = KafkaProducer(**conf)
     producer.send("sec-jobs", key=b"j-1", value=json.dumps(

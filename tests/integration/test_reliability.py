@@ -286,9 +286,9 @@ def wait_progress(bootstrap: str, prefix: str, at_least_ms: int, timeout: float 
                     f"committed output up to {format_ts(at_least_ms)}", interval=2)
 
 
-def run_verifier(bootstrap: str, prefix: str, sites_file: str) -> dict:
+def run_verifier(bootstrap: str, prefix: str) -> dict:
     proc = subprocess.run([sys.executable, "-m", "flink_jobs.verify", "--bootstrap", bootstrap, "--topic-prefix",
-                           prefix, "--sites-file", sites_file, "--json"],
+                           prefix, "--json"],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     report = json.loads(proc.stdout)
@@ -298,7 +298,7 @@ def run_verifier(bootstrap: str, prefix: str, sites_file: str) -> dict:
 
 def check_outputs(bootstrap: str, prefix: str, sites_file: str, expected: dict) -> dict:
     """Verifier clean + outputs up to the cutoff equal the reference (solver/solve_ms aside)."""
-    report = run_verifier(bootstrap, prefix, sites_file)
+    report = run_verifier(bootstrap, prefix)
     assert report["counts"] == {k: 0 for k in report["counts"]}, report["summary"]
     assert report["exit_code"] == 0 and report["ok"], report["summary"]
     got = {t: [r for r in committed(bootstrap, prefix, t) if parse_ts_ms(r["tick"]) <= CUTOFF_MS]

@@ -1,6 +1,7 @@
 """The job's Java operators (flink_jobs/jvm) under Flink's operator test harness: compiles the
 operators and flink_jobs/jvm/test against PyFlink's own Flink jars and the harness jars
-(`make test-jars`), then runs the cases in SiteTickerTest (each asserts hand-worked values)."""
+(`make test-jars`), then runs the cases in SiteTickerTest and JobRecordsTest (each asserts
+hand-worked values)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ LIB = Path(pyflink.__file__).parent / "lib"
 TEST_JARS = REPO / ".cache" / "jars" / "flink-test"
 
 
-def test_site_ticker_under_the_operator_test_harness(tmp_path):
+def test_java_operators_under_the_operator_test_harness(tmp_path):
     harness = sorted(TEST_JARS.glob("*.jar"))
     assert harness, f"no harness jars in {TEST_JARS}: run `make test-jars`"
     classpath = [*LIB.glob("flink-dist-*.jar"), *LIB.glob("flink-table-api-java-uber-*.jar"), *harness,
@@ -24,7 +25,8 @@ def test_site_ticker_under_the_operator_test_harness(tmp_path):
     compiled = subprocess.run(["javac", "--release", "11", "-Xlint:all", "-Xlint:-serial", "-Werror", "-d",
                                str(tmp_path), "-cp", cp, *map(str, sources)], capture_output=True, text=True)
     assert compiled.returncode == 0, compiled.stderr[-4000:]
-    run = subprocess.run(["java", "-cp", f"{tmp_path}:{cp}", "geodispatch.SiteTickerTest"],
-                         capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
-    assert "SiteTickerTest: 9 cases passed" in run.stdout
+    for main, cases in (("SiteTickerTest", 9), ("JobRecordsTest", 3)):
+        run = subprocess.run(["java", "-cp", f"{tmp_path}:{cp}", f"geodispatch.{main}"],
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+        assert f"{main}: {cases} cases passed" in run.stdout

@@ -8,17 +8,24 @@ import java.time.LocalDateTime;
 import java.time.OffsetDateTime;
 import java.time.format.DateTimeFormatter;
 import java.time.format.DateTimeParseException;
+import java.util.LinkedHashSet;
 import java.util.Set;
+import java.util.TreeSet;
 
+import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.json.JsonReadFeature;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.json.JsonMapper;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.ArrayNode;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.ObjectNode;
+import org.apache.flink.types.Row;
+import org.apache.flink.util.OutputTag;
 
 /**
- * Typed parsing and validation of the site input records of ../shared/CONTRACT.md (prices,
- * weather, site-status): the one definition of these rules in the job. A record either becomes a
- * {@link SiteRecord} or fails with a {@link RecordError} whose message is the dead letter's
+ * Typed parsing and validation of the input records of ../shared/CONTRACT.md (prices, weather,
+ * site-status and jobs): the one definition of these rules in the job. A site record becomes a
+ * {@link SiteRecord}, a job record its normalised JSON ({@link #parseJob}); either fails with a {@link RecordError} whose message is the dead letter's
  * {@code error} ("field: why"); the first rule broken, in field order, decides the reason.
  *
  * <p>Timestamps are ISO-8601 with a zone (a trailing Z or an offset) or epoch milliseconds; the
@@ -30,6 +37,7 @@ public final class InputRecords {
     public static final String PRICES = "prices";
     public static final String WEATHER = "weather";
     public static final String SITE_STATUS = "site-status";
+    public static final String JOBS = "jobs";
 
     public static final int MAX_PAYLOAD_BYTES = 64 * 1024; // larger values are an attack or a bug
     public static final int DEAD_LETTER_RAW_CHARS = 4096; // the contract keeps the first 4 KiB
@@ -42,12 +50,32 @@ public final class InputRecords {
     // 60 %) adds no humidity penalty, so a missing reading never makes a site look dearer.
     public static final double DEFAULT_REL_HUMIDITY = 50.0;
     static final int MAX_CAPACITY_SLOTS = 10_000_000;
+    static final double MAX_COMPUTE_HOURS = 1_000_000.0;
+    static final int MAX_SLOTS = 1_000_000, MAX_PRIORITY = 9;
 
     static final ObjectMapper JSON = JsonMapper.builder()
             .enable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS) // NaN arrives; it is refused by name below
             .build();
 
+    /** Dead letters: (key, dead-letter JSON) for the dead-letter topic, from every operator that parses. */
+    public static final OutputTag<Row> DEAD_LETTERS =
+            new OutputTag<>("dead-letters", Types.ROW_NAMED(new String[] {"k", "v"}, Types.STRING, Types.STRING));
+
     private InputRecords() {}
+
+    /** The dead-letter row of a raw input row (topic, k, v, partition, offset) that broke a rule. */
+    public static Row deadLetter(Row rec, String error) {
+        String raw = (String) rec.getField(2);
+        ObjectNode json = JSON.createObjectNode();
+        json.put("topic", (String) rec.getField(0));
+        json.put("partition", (Integer) rec.getField(3));
+        json.put("offset", (Long) rec.getField(4));
+        json.put("key", (String) rec.getField(1));
+        json.put("raw", raw == null ? "" : raw.substring(0, Math.min(raw.length(), DEAD_LETTER_RAW_CHARS)));
+        json.put("error", error);
+        json.put("at", formatTs(System.currentTimeMillis()));
+        return Row.of(rec.getField(1), json.toString());
+    }
 
     /** A record that cannot be used; the message is the dead-letter reason. */
     public static final class RecordError extends Exception {
@@ -146,6 +174,93 @@ public final class InputRecords {
         }
     }
 
+    /**
+     * Parse one job record: the record with its values normalised for the dispatcher, as JSON
+     * text: {@code submitted_at_ms} (the event time) and, for a submit, {@code compute_hours} as a
+     * number with a fraction, {@code slots} and {@code priority} as integers, {@code deadline_ms}
+     * (null without a deadline) and the allow-list {@code sites} without repeats, in its order
+     * (the first is the default home). Every other field is kept as it came.
+     * {@code knownSites} null accepts any site id.
+     */
+    public static ObjectNode parseJob(String raw, Set<String> knownSites) throws RecordError {
+        ObjectNode out = (ObjectNode) object(raw).deepCopy();
+        JsonNode action = present(out, "action");
+        if (action == null) {
+            throw new RecordError("action: missing");
+        }
+        String act = action.isTextual() ? action.textValue() : pyStr(action);
+        if (!"submit".equals(act) && !"cancel".equals(act)) {
+            throw new RecordError("action: " + repr(act.substring(0, Math.min(20, act.length())))
+                    + " is not submit or cancel");
+        }
+        ident(out, "job_id");
+        long submitted = required(out, "submitted_at");
+        out.put("submitted_at_ms", submitted);
+        if ("cancel".equals(act)) {
+            return out;
+        }
+        double hours = number(out, "compute_hours", 0.0, MAX_COMPUTE_HOURS, true);
+        if (hours <= 0) {
+            throw new RecordError("compute_hours: must be positive");
+        }
+        out.put("compute_hours", hours);
+        out.put("slots", requiredInteger(out, "slots", 1, MAX_SLOTS));
+        out.put("priority", requiredInteger(out, "priority", 0, MAX_PRIORITY));
+        Long deadline = tsOptional(out, "deadline");
+        if (deadline != null && deadline < submitted) {
+            throw new RecordError("deadline: before submitted_at");
+        }
+        out.put("deadline_ms", deadline);
+        JsonNode sites = present(out, "sites");
+        if (sites != null) {
+            if (!sites.isArray() || sites.isEmpty()) {
+                throw new RecordError("sites: not a non-empty list of site ids");
+            }
+            Set<String> allowed = new LinkedHashSet<>(); // the order kept: the first is the default home
+            for (JsonNode s : sites) {
+                if (!s.isTextual()) {
+                    throw new RecordError("sites: not a non-empty list of site ids");
+                }
+                allowed.add(s.textValue());
+            }
+            if (knownSites != null) {
+                TreeSet<String> unknown = new TreeSet<>(allowed);
+                unknown.removeAll(knownSites);
+                if (!unknown.isEmpty()) {
+                    throw new RecordError("sites: unknown site " + repr(unknown.first()));
+                }
+            }
+            ArrayNode list = out.putArray("sites");
+            allowed.forEach(list::add);
+        }
+        JsonNode home = present(out, "home");
+        if (home != null) {
+            if (!home.isTextual() || home.textValue().isEmpty()) {
+                throw new RecordError("home: not a site id");
+            }
+            if (knownSites != null && !knownSites.contains(home.textValue())) {
+                throw new RecordError("home: unknown site " + repr(home.textValue()));
+            }
+        }
+        return out;
+    }
+
+    /** Python's str() of a JSON value, as a reason quotes a value of the wrong type. */
+    private static String pyStr(JsonNode v) {
+        if (v.isBoolean()) {
+            return v.booleanValue() ? "True" : "False";
+        }
+        return v.toString();
+    }
+
+    static int requiredInteger(JsonNode rec, String field, int lo, int hi) throws RecordError {
+        Integer value = integer(rec, field, lo, hi);
+        if (value == null) {
+            throw new RecordError(field + ": missing");
+        }
+        return value;
+    }
+
     static JsonNode object(String raw) throws RecordError {
         if (raw == null) {
             throw new RecordError("payload: empty (tombstone)");
@@ -232,7 +347,8 @@ public final class InputRecords {
         if (v == null) {
             return null;
         }
-        if (!v.isNumber() || (!v.isIntegralNumber() && v.doubleValue() != Math.rint(v.doubleValue()))) {
+        if (!v.isNumber() || (!v.isIntegralNumber()
+                && (!Double.isFinite(v.doubleValue()) || v.doubleValue() != Math.rint(v.doubleValue())))) {
             throw new RecordError(field + ": not an integer");
         }
         BigDecimal value = v.decimalValue();

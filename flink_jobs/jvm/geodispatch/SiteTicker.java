@@ -50,9 +50,9 @@ import org.apache.flink.util.OutputTag;
  * ticking while an offer is in force; once none is, it emits one row that says so and waits for
  * its next record. These are the rules tests/reference.py checks the job against.
  *
- * <p>Job records pass through as they are (keyed by their dispatcher's key): then this operator's
- * watermark is that of every input, as the dispatcher's is, and a site's timers fire before the
- * dispatcher runs their tick. (Were the jobs to bypass it, an idle site topic could leave this
+ * <p>Job records (checked by {@link JobRecords}) pass through as they are, keyed by their
+ * dispatcher's key: then this operator's watermark is that of every input, as the dispatcher's
+ * is, and a site's timers fire before the dispatcher runs their tick. (Were the jobs to bypass it, an idle site topic could leave this
  * operator's watermark behind, when every split of a source goes idle at once, while the jobs
  * moved the dispatcher's on: it would run ticks without the sites.)
  *
@@ -66,10 +66,8 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
     private static final long serialVersionUID = 1L;
 
     public static final String SITE_TICK = "site-tick";
-    public static final String JOBS = "jobs";
     /** Dead letters: (key, dead-letter JSON) for the dead-letter topic. */
-    public static final OutputTag<Row> DEAD_LETTERS =
-            new OutputTag<>("dead-letters", Types.ROW_NAMED(new String[] {"k", "v"}, Types.STRING, Types.STRING));
+    public static final OutputTag<Row> DEAD_LETTERS = InputRecords.DEAD_LETTERS;
     /** The version of {@link SiteState}: a savepoint of another version fails with one line. */
     public static final int STATE_VERSION = 1;
 
@@ -116,7 +114,8 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
     public void processElement(Row keyed, Context ctx, Collector<Row> out) throws Exception {
         Row rec = (Row) keyed.getField(1);
         String topic = (String) rec.getField(0);
-        if (JOBS.equals(topic)) { // keyed by their dispatcher already: on at once, untouched
+        if (InputRecords.JOBS.equals(topic) || JobRecords.DEAD_JOB.equals(topic)) {
+            // checked by JobRecords and keyed by their dispatcher already: on at once, untouched
             out.collect(keyed);
             return;
         }
@@ -126,7 +125,7 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
             r = InputRecords.parse(topic, raw, offerIntervalMs.keySet());
         } catch (InputRecords.RecordError e) {
             deadLetters.inc();
-            ctx.output(DEAD_LETTERS, deadLetter(rec, e.getMessage()));
+            ctx.output(DEAD_LETTERS, InputRecords.deadLetter(rec, e.getMessage()));
             String site = (String) keyed.getField(0);
             if (offerIntervalMs.containsKey(site)) {
                 SiteState s = load(site);
@@ -363,19 +362,6 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
     private Row row(String site, long tick, ObjectNode json) {
         String key = dispatchKey.getOrDefault(site, defaultDispatchKey);
         return Row.of(key, Row.of(SITE_TICK, site, json.toString(), null, tick));
-    }
-
-    private static Row deadLetter(Row rec, String error) {
-        String raw = (String) rec.getField(2);
-        ObjectNode json = InputRecords.JSON.createObjectNode();
-        json.put("topic", (String) rec.getField(0));
-        json.put("partition", (Integer) rec.getField(3));
-        json.put("offset", (Long) rec.getField(4));
-        json.put("key", (String) rec.getField(1));
-        json.put("raw", raw == null ? "" : raw.substring(0, Math.min(raw.length(), InputRecords.DEAD_LETTER_RAW_CHARS)));
-        json.put("error", error);
-        json.put("at", InputRecords.formatTs(System.currentTimeMillis()));
-        return Row.of(rec.getField(1), json.toString());
     }
 
     /**
