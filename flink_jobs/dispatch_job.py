@@ -143,12 +143,12 @@ def checked_jobs(t_env: StreamTableEnvironment, cfg: JobConfig, key_sql: str) ->
     return DataStream(j_jobs), DataStream(j_jobs.getSideOutput(jvm.geodispatch.InputRecords.DEAD_LETTERS))
 
 
-def site_ticks(t_env: StreamTableEnvironment, cfg: JobConfig, jobs: DataStream, dispatch_key: dict[str, str]
-               ) -> tuple[DataStream, DataStream]:
+def site_ticks(t_env: StreamTableEnvironment, cfg: JobConfig, jobs: DataStream, dispatch_key: dict[str, str],
+               default_key: str) -> tuple[DataStream, DataStream]:
     """The site topics' raw records, keyed by site_id on the JVM, and the job rows, keyed by
     their dispatcher's key, through SiteTicker (Java): rows of site ticks, each with the key of the
-    dispatcher that decides its site, and the job rows as they came; and the site records' dead
-    letters."""
+    dispatcher that decides its site (``default_key`` for a site outside the catalogue, whose
+    dead letters it counts), and the job rows as they came; and the site records' dead letters."""
     from pyflink.java_gateway import get_gateway
 
     jvm = get_gateway().jvm
@@ -159,7 +159,7 @@ def site_ticks(t_env: StreamTableEnvironment, cfg: JobConfig, jobs: DataStream, 
     keys = jvm.java.util.HashMap()
     for site_id, key in dispatch_key.items():
         keys.put(site_id, key)
-    ticker = jvm.geodispatch.SiteTicker(intervals, keys, SINGLE_KEY, cfg.tick_minutes * 60_000, HISTORY_MS,
+    ticker = jvm.geodispatch.SiteTicker(intervals, keys, default_key, cfg.tick_minutes * 60_000, HISTORY_MS,
                                         MAX_WEATHER_AGE_MS)
     site_topics = [t for t in topics.INPUT_TOPICS if t != topics.JOBS]
     sites = raw_rows(t_env, [raw_rows_sql(t, "COALESCE(JSON_VALUE(`v`, '$.site_id'), '')") for t in site_topics])
@@ -194,7 +194,8 @@ def build_pipeline(t_env: StreamTableEnvironment, cfg: JobConfig) -> DataStream:
             .name("job-router")
             .uid("job-router")
         )
-    ticks, site_dead = site_ticks(t_env, cfg, jobs, {site: keys[shard] for site, shard in site_shard.items()})
+    ticks, site_dead = site_ticks(t_env, cfg, jobs, {site: keys[shard] for site, shard in site_shard.items()},
+                                  keys[0])
     t_env.create_temporary_view("record_dead_letters", t_env.from_data_stream(site_dead.union(job_dead)))
     outputs = (
         key_by_first_field(batched_by_watermark(ticks), RAW_BATCH_TYPE)

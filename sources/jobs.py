@@ -20,6 +20,7 @@ import heapq
 import itertools
 import json
 import math
+import os
 import random
 import signal
 import sys
@@ -258,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
                 progress.update(sent, ts)
         except KeyboardInterrupt:
             interrupted = True
+        except BrokenPipeError:  # the reader went away (`--out - | head`): stop quietly, as a filter does
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         progress.close()
         if sink is not None:
             sink.flush(60.0)

@@ -14,23 +14,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("topic", help="topic to read, e.g. dispatch, site-costs, dead-letter, pipeline-metrics")
     parser.add_argument("-n", "--last", type=int, default=10, help="start this many records before the end")
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
+    parser.add_argument("--topic-prefix", default=os.environ.get("GRD_TOPIC_PREFIX", ""),
+                        help="prefix of every topic name (env GRD_TOPIC_PREFIX, as the job, sources and page)")
     args = parser.parse_args(argv)
+    topic = args.topic_prefix + args.topic
     from kafka import KafkaConsumer, TopicPartition
     from kafka.errors import KafkaError
 
     try:
         consumer = KafkaConsumer(bootstrap_servers=args.bootstrap, isolation_level="read_committed",
                                  enable_auto_commit=False)
-        partitions = [TopicPartition(args.topic, p) for p in sorted(consumer.partitions_for_topic(args.topic) or [])]
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         if not partitions:
-            fail(f"no topic {args.topic!r} on {args.bootstrap} (make topics?)")
+            fail(f"no topic {topic!r} on {args.bootstrap} (make topics?)")
         consumer.assign(partitions)
         for tp, end in consumer.end_offsets(partitions).items():
             consumer.seek(tp, max(0, end - args.last))
         for msg in consumer:
             print(msg.value.decode("utf-8", errors="replace"), flush=True)
     except KafkaError as exc:
-        fail(f"cannot read {args.topic!r} from {args.bootstrap}: {exc}")
+        fail(f"cannot read {topic!r} from {args.bootstrap}: {exc}")
     except KeyboardInterrupt:
         pass
     return 0

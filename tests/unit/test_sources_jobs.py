@@ -101,3 +101,16 @@ def test_demo_jobs_run_as_long_as_the_replay_unless_count_is_given(tmp_path):
     assert fixed[fixed.index("--count") + 1] == "2000" and fixed[fixed.index("--rate") + 1] == "30"
     assert "--end" not in fixed
     assert demo.replay_end(tmp_path) is None  # no sample: no end (the jobs then run until make down)
+
+
+def test_stdout_closed_by_its_reader_ends_quietly():
+    # `--out - | head -1`: the reader goes away after one line; the generator stops without a traceback
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(f"{sys.executable} -m sources.jobs --count 200000 --start 2018-07-01 --out - | head -1",
+                          shell=True, cwd=repo, capture_output=True, text=True, timeout=120)
+    assert json.loads(proc.stdout)["action"] == "submit"
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr

@@ -132,6 +132,11 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
                 s.deadLetters++;
                 countsTimer(s, ctx);
                 state.update(s);
+            } else { // no state for a site outside the catalogue: its count goes to the default dispatcher now
+                ObjectNode json = InputRecords.JSON.createObjectNode();
+                json.put("site_id", site).put("tick_inputs", false);
+                json.put("late_events", 0).put("duplicates", 0).put("dead_letters", 1);
+                out.collect(Row.of(defaultDispatchKey, Row.of(SITE_TICK, site, json.toString(), null, null)));
             }
             return;
         }

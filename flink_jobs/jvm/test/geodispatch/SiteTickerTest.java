@@ -309,6 +309,15 @@ public final class SiteTickerTest {
         check(!t.get(0).get("tick_inputs").booleanValue(), "counters only");
         // every record was keyed "ams" (the key is the JSON's site_id as SQL reads it), so all count for ams
         eq(bad.length + 1, t.get(0).get("dead_letters").intValue(), "dead letters of ams");
+        // a record keyed by a site outside the catalogue: no state for it, its count goes on at once
+        send(h, "prices", "xyz", "{\"site_id\":\"xyz\",\"price_per_mwh\":40,\"valid_from\":\"2018-07-01T05:00:00Z\"}");
+        eq(1, deadLetters(h).size(), "the unknown site's dead letter");
+        List<String> keys = new ArrayList<>();
+        List<JsonNode> unknown = ticks(h, keys);
+        eq(1, unknown.size(), "one counters row for the unknown site");
+        eq("dispatch", keys.get(0), "to the default dispatch key");
+        check(!unknown.get(0).get("tick_inputs").booleanValue(), "counters only");
+        eq(1, unknown.get(0).get("dead_letters").intValue(), "its dead letter counted");
         h.close();
     }
 
