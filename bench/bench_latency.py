@@ -9,7 +9,9 @@
 2. Starts ``python -m flink_jobs.dispatch_job`` (embedded mini-cluster, unbounded,
    ``--execution-mode thread``, short ``--checkpoint-interval-s``) as a subprocess.
 3. A paced producer (confluent-kafka, this process) writes price and weather events (half each,
-   round-robin over the catalogue's sites, values varied so none is a duplicate) at a steady rate,
+   round-robin over the catalogue's sites, values varied so none is a duplicate; a price is a bid
+   for the site's next offer interval, published at its event time, so a site has one offer per
+   interval with many revisions, as a market does) at a steady rate,
    and synthetic jobs (``sources.jobs.generate_jobs``, ``--jobs-per-hour`` per data-hour), with event
    time = a clock that advances with wall time at ``--speed`` data-seconds per wall-second, so a tick
    closes every ``tick*60/speed`` wall seconds. A pre-roll at a low rate runs until the job's first
@@ -221,8 +223,8 @@ class Boundaries:
 class PacedInput:
     """Price + weather events at ``rate``/s and jobs, event time = clock(wall) at ``speed``."""
 
-    def __init__(self, bootstrap: str, prefix: str, sites: list[str], partitions: int, speed: float,
-                 tick_ms: int, bound_ms: int, jobs: list[dict], job_partitions: int | None = None):
+    def __init__(self, bootstrap: str, prefix: str, sites: list[str], offer_interval_ms: list[int], partitions: int,
+                 speed: float, tick_ms: int, bound_ms: int, jobs: list[dict], job_partitions: int | None = None):
         from confluent_kafka import Producer
 
         self.producer = Producer({
@@ -233,6 +235,7 @@ class PacedInput:
         self.prefix, self.sites, self.partitions, self.speed = prefix, sites, partitions, speed
         self.job_partitions = job_partitions or partitions
         self.site_key = [s.encode() for s in sites]
+        self.offer_interval_ms = offer_interval_ms
         self.bound = Boundaries(tick_ms, bound_ms)
         self.jobs = jobs  # sorted by submitted_at (ms field "_ms")
         self.job_i = 0
@@ -270,8 +273,8 @@ class PacedInput:
             now = time.time()
             if now - t0 >= seconds or stop_when():
                 break
-            event_ms = self.clock(now)
-            ts = format_ts(event_ms // 1000 * 1000).encode()
+            event_ms = self.clock(now) // 1000 * 1000
+            ts = format_ts(event_ms).encode()
             due = int((now - t0) * rate) - (self.n - sent0)
             for _ in range(max(0, due)):
                 i = self.n
@@ -279,13 +282,17 @@ class PacedInput:
                 part = site % self.partitions
                 key = self.site_key[site]
                 if i % 2 == 0:
-                    value = (b'{"site_id":"%s","price_per_mwh":%.2f,"valid_from":"%s","currency":"EUR",'
-                             b'"source":"bench"}' % (key, 30.0 + (i % 5000) / 100.0, ts))
-                    self._send("prices", part, key, value, event_ms // 1000 * 1000)
+                    # a bid for the site's next offer interval, published now (the event time): many
+                    # revisions of one offer per interval, as a market has, not a new offer per second
+                    interval = self.offer_interval_ms[site]
+                    valid_from = format_ts(-(-event_ms // interval) * interval).encode()
+                    value = (b'{"site_id":"%s","price_per_mwh":%.2f,"valid_from":"%s","published_at":"%s",'
+                             b'"currency":"EUR","source":"bench"}' % (key, 30.0 + (i % 5000) / 100.0, valid_from, ts))
+                    self._send("prices", part, key, value, event_ms)
                 else:
                     value = (b'{"site_id":"%s","observed_at":"%s","temp_c":%.2f,"rel_humidity":%.1f}'
                              % (key, ts, 5.0 + (i % 2000) / 100.0, 40.0 + (i % 400) / 10.0))
-                    self._send("weather", part, key, value, event_ms // 1000 * 1000)
+                    self._send("weather", part, key, value, event_ms)
                 self.n += 1
             while self.job_i < len(self.jobs) and self.jobs[self.job_i]["_ms"] <= event_ms:
                 job = dict(self.jobs[self.job_i])
@@ -347,8 +354,11 @@ def start_live(bootstrap: str, args: argparse.Namespace, sites_file: Path, site_
     written = MetricsReader(bootstrap, prefix + "pipeline-metrics", "read_uncommitted")
     committed.start()
     written.start()
-    src = PacedInput(bootstrap, prefix, site_ids, args.partitions, args.speed, tick_ms,
-                     int(args.out_of_orderness_s * 1000), jobs)
+    from udfs.catalogue import load_catalogue
+
+    catalogue = load_catalogue(str(sites_file))
+    src = PacedInput(bootstrap, prefix, site_ids, [catalogue[s].offer_interval_ms for s in site_ids],
+                     args.partitions, args.speed, tick_ms, int(args.out_of_orderness_s * 1000), jobs)
     pre_n, pre_s = src.run(args.preroll_rate, args.preroll_max_s,
                            stop_when=lambda: bool(committed.records) or not job.alive())
     if not committed.records:

@@ -33,7 +33,7 @@ from typing import Any
 
 from udfs.baselines import greedy, round_robin
 from udfs.catalogue import Catalogue, Site
-from udfs.cost import site_cost
+from udfs.cost import SiteCost, site_cost
 from udfs.dispatch import (
     DispatchConfig,
     DispatchResult,
@@ -120,6 +120,9 @@ class Dispatcher:
         self.decided: dict[str, str] = {}  # job_id -> fingerprint of its submit (duplicates, conflicts)
         self.first_sight: dict[str, tuple[float, float]] = {}  # pending job -> (greedy EUR, round-robin EUR)
         self.site_rates: dict[str, tuple[int, float | None]] = {}  # site -> (tick, EUR/slot-hour then)
+        # site -> (the arguments of its last site_cost, the result): a site's inputs stay the same
+        # for every tick of an hourly offer and hourly weather, and site_cost is a pure function
+        self._last_cost: dict[str, tuple[tuple, SiteCost]] = {}
         self.rr_pointer = 0
         self.cumulative = {"cost": 0.0, "cost_greedy": 0.0, "cost_naive": 0.0, "realised": 0.0,
                            "completed_expected": 0.0, "completed_realised": 0.0, "completed_jobs": 0,
@@ -182,9 +185,15 @@ class Dispatcher:
             inp = inputs[site_id]
             if inp.price_per_mwh is None:
                 offers_expired += 1
-            sc = site_cost(site, price_per_mwh=inp.price_per_mwh, temp_c=inp.temp_c, rel_humidity=inp.rel_humidity,
-                           committed_slots=committed.get(site_id, 0), online=inp.online,
-                           capacity_slots=inp.capacity_slots)
+            args = (inp.price_per_mwh, inp.temp_c, inp.rel_humidity, committed.get(site_id, 0), inp.online,
+                    inp.capacity_slots)
+            last = self._last_cost.get(site_id)
+            if last is not None and last[0] == args:
+                sc = last[1]
+            else:
+                sc = site_cost(site, price_per_mwh=args[0], temp_c=args[1], rel_humidity=args[2],
+                               committed_slots=args[3], online=args[4], capacity_slots=args[5])
+                self._last_cost[site_id] = (args, sc)
             self.site_rates[site_id] = (tick_ms, sc.cost_per_compute_hour_eur)  # what the next tick charges
             rec = _site_cost_record(inp, sc, tick)
             if site_cost_dicts:
