@@ -133,10 +133,10 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
                 countsTimer(s, ctx);
                 state.update(s);
             } else { // no state for a site outside the catalogue: its count goes to the default dispatcher now
-                ObjectNode json = InputRecords.JSON.createObjectNode();
-                json.put("site_id", site).put("tick_inputs", false);
-                json.put("late_events", 0).put("duplicates", 0).put("dead_letters", 1);
-                out.collect(Row.of(defaultDispatchKey, Row.of(SITE_TICK, site, json.toString(), null, null)));
+                SiteState one = new SiteState();
+                one.deadLetters = 1;
+                out.collect(Row.of(defaultDispatchKey, Row.of(SITE_TICK, site, countsOnly(site, null, one).toString(),
+                        null, null)));
             }
             return;
         }
@@ -303,9 +303,14 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
         return json;
     }
 
-    private ObjectNode countsOnly(String site, long tick, SiteState s) {
+    /** A row of counters only; {@code tick} null for a site outside the catalogue (it has no ticks). */
+    private static ObjectNode countsOnly(String site, Long tick, SiteState s) {
         ObjectNode json = InputRecords.JSON.createObjectNode();
-        json.put("site_id", site).put("tick", tick).put("tick_inputs", false);
+        json.put("site_id", site);
+        if (tick != null) {
+            json.put("tick", tick);
+        }
+        json.put("tick_inputs", false);
         counters(json, s);
         return json;
     }
