@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import math
+import random
 import sys
 import time
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ from udfs.catalogue import Catalogue, load_catalogue  # noqa: E402
 from udfs.cost import site_cost  # noqa: E402
 from udfs.dispatch import DispatchConfig, solve_problem  # noqa: E402
 from udfs.dispatcher import MAX_CURVE_RUN_MS, SiteInputs, cost_curve, job_from_record  # noqa: E402
+from udfs.headroom import UrgentDemand  # noqa: E402
 from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, latest_start, plan_problem  # noqa: E402
 from udfs.timeutil import parse_ts_ms, tick_at_or_after  # noqa: E402
 
@@ -68,6 +70,7 @@ TITLE = "Money"
 HISTORY_DAYS = 8  # prices loaded before the month: the trackers' history and the week-ago forecast error
 POLICIES = ("milp", "greedy", "round-robin", "local-only", "price-only")
 EU_SITES = ("ams", "sto", "trn")
+PINNED_SCALE = 0.4  # capacities of the pinned variant: tight enough that greedy just keeps up (BENCHMARKS)
 
 
 # ----------------------------------------------------------------------------- the month's sites
@@ -152,6 +155,7 @@ class PolicyResult:
     placed: int = 0
     missed: int = 0
     missed_ch: float = 0.0
+    missed_by_priority: dict[int, int] = field(default_factory=dict)
     unplaced_end: int = 0
     waits_h: list[float] = field(default_factory=list)
     solve_s: list[float] = field(default_factory=list)
@@ -159,13 +163,16 @@ class PolicyResult:
     placements: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
-def site_plans(month: Month, t: int, running: list[tuple[str, int, int]], cfg: DispatchConfig,
-               capacity_scale: float) -> list[SitePlan]:
+def site_plans(month: Month, t: int, running: list[tuple[str, int, int, bool]], cfg: DispatchConfig,
+               capacity_scale: float, urgent: UrgentDemand) -> list[SitePlan]:
     committed: dict[str, int] = {}
     releases: dict[str, list[tuple[int, int]]] = {}
-    for sid, slots, end in running:
+    movable: dict[str, list[tuple[int, int]]] = {}
+    for sid, slots, end, is_movable in running:
         committed[sid] = committed.get(sid, 0) + slots
         releases.setdefault(sid, []).append((end, slots))
+        if is_movable:
+            movable.setdefault(sid, []).append((end, slots))
     plans = []
     for sid, inp in month.inputs[t].items():
         site = month.catalogue[sid]
@@ -179,30 +186,37 @@ def site_plans(month: Month, t: int, running: list[tuple[str, int, int]], cfg: D
             continue
         derated = math.floor(sc.derating * cap + 1e-9)
         plans.append(SitePlan(sid, site.region, sc.available_slots, derated, curve,
-                              tuple(sorted(releases.get(sid, ()))), inp.price_per_mwh * site.fx_to_eur))
+                              tuple(sorted(releases.get(sid, ()))), inp.price_per_mwh * site.fx_to_eur,
+                              urgent.reserve(sid), tuple(sorted(movable.get(sid, ())))))
     return plans
 
 
 def run_policy(name: str, jobs: list[Job], month: Month, cfg: DispatchConfig, capacity_scale: float,
-               home_sites: list[str]) -> PolicyResult:
+               home_sites: list[str], headroom: bool = True) -> PolicyResult:
     t0 = time.perf_counter()
     res = PolicyResult(name)
     todo = sorted(jobs, key=lambda j: (j.submitted_ms, j.job_id))
     nxt = 0
     pending: dict[str, Job] = {}
-    running: list[tuple[str, int, int]] = []
+    running: list[tuple[str, int, int, bool]] = []  # (site, slots, end, movable)
+    urgent = UrgentDemand()  # what the dispatcher learns; only the plan ("milp") keeps the headroom
     rr = 0
     for t in month.ticks_in_month:  # type: ignore[attr-defined]
         while nxt < len(todo) and todo[nxt].submitted_ms <= t:
             pending[todo[nxt].job_id] = todo[nxt]
+            urgent.observe(todo[nxt])
             nxt += 1
+        urgent.advance(t)
         for jid in [j for j, job in pending.items() if job.deadline_ms is not None and job.deadline_ms < t]:
+            job = pending.pop(jid)
             res.missed += 1
-            res.missed_ch += pending.pop(jid).compute_hours
+            res.missed_ch += job.compute_hours
+            res.missed_by_priority[job.priority] = res.missed_by_priority.get(job.priority, 0) + 1
         running = [r for r in running if r[2] > t]
         if not pending:
             continue
-        plans = site_plans(month, t, running, cfg, capacity_scale)
+        reserve = urgent if name == "milp" and headroom else UrgentDemand()  # no reserve: nothing learned
+        plans = site_plans(month, t, running, cfg, capacity_scale, reserve)
         if not plans:
             continue
         s0 = time.perf_counter()
@@ -235,7 +249,7 @@ def run_policy(name: str, jobs: list[Job], month: Month, cfg: DispatchConfig, ca
             res.placed += 1
             res.waits_h.append((t - job.submitted_ms) / HOUR_MS)
             res.placements[jid] = (sid, t)
-            running.append((sid, job.slots, end))
+            running.append((sid, job.slots, end, prob.movable[jn]))
     res.unplaced_end = len(pending) + (len(todo) - nxt)
     res.seconds = time.perf_counter() - t0
     return res
@@ -315,7 +329,31 @@ def month_bounds(month: str) -> tuple[int, int]:
     return start, end
 
 
-VARIANTS = {"all": (None, 1.0), "eu": (EU_SITES, 1.0), "contention": (None, 0.3)}
+VARIANTS = {"all": (None, 1.0), "eu": (EU_SITES, 1.0), "contention": (None, 0.3), "pinned": (None, PINNED_SCALE)}
+
+
+def pinned_jobs(seed: int, start: int, end: int, rate: float, site_ids: list[str]) -> list[Job]:
+    """The ``pinned`` variant's workload (issue 26): half the jobs urgent, pinned to one site
+    (allow-list of one, latest start 10-30 min after submission, priority 0-2, median 2 h of work),
+    half movable (any site, latest start 3-12 h after submission, priority 6-9, median 4 h);
+    Poisson arrivals at ``rate`` per hour. Seeded: the same arguments give the same jobs."""
+    rng = random.Random(seed)
+    jobs, t, n = [], float(start), 0
+    while True:
+        t += rng.expovariate(rate / HOUR_MS)
+        if t >= end:
+            return jobs
+        n += 1
+        sub = int(t) // 1000 * 1000
+        site = rng.choice(site_ids)
+        if rng.random() < 0.5:
+            ch = min(24.0, max(0.25, rng.lognormvariate(math.log(2.0), 0.8)))
+            jobs.append(Job(f"u-{n:06d}", round(ch, 2), rng.choice((1, 2, 4, 8)), rng.randint(0, 2),
+                            sub + rng.randint(10, 30) * 60_000, (site,), sub))
+        else:
+            ch = min(48.0, max(0.25, rng.lognormvariate(math.log(4.0), 1.0)))
+            jobs.append(Job(f"m-{n:06d}", round(ch, 2), rng.choice((1, 2, 4, 8, 16)), rng.randint(6, 9),
+                            sub + int(rng.uniform(3, 12) * HOUR_MS) // 60_000 * 60_000, None, sub, home=site))
 
 
 def run_variant(args, month_name: str, variant: str, log=print) -> dict:
@@ -328,23 +366,27 @@ def run_variant(args, month_name: str, variant: str, log=print) -> dict:
     site_ids = sorted(sites_subset or catalogue.site_ids)
     t0 = time.perf_counter()
     month = load_month(catalogue, start, end, tick_len, site_ids)
-    n_jobs = int(args.rate * (end - start) / HOUR_MS)
-    recs = generate_jobs(args.seed, n_jobs, start, args.rate, site_ids, cancel_fraction=0.0)
-    jobs = [job_from_record(read_job_record(r).record) for r in recs]
-    jobs = [j for j in jobs if j.submitted_ms < end]
+    if variant == "pinned":
+        jobs = pinned_jobs(args.seed, start, end, args.rate, site_ids)
+    else:
+        n_jobs = int(args.rate * (end - start) / HOUR_MS)
+        recs = generate_jobs(args.seed, n_jobs, start, args.rate, site_ids, cancel_fraction=0.0)
+        jobs = [job_from_record(read_job_record(r).record) for r in recs]
+        jobs = [j for j in jobs if j.submitted_ms < end]
     log(f"{month_name} {variant}{f' first {args.days:g} days' if args.days else ''}: {len(month.ticks_in_month):,} "
         f"ticks, sites {','.join(site_ids)}, capacity x{scale:g}, {len(jobs):,} jobs "
         f"({sum(j.compute_hours for j in jobs):,.0f} compute-hours); inputs in {time.perf_counter() - t0:.1f} s")
     cfg = DispatchConfig(tick_len_ms=tick_len, time_limit_s=args.solver_time_limit_s,
-                         horizon_ms=int(args.horizon_h * HOUR_MS))
+                         horizon_ms=int(args.horizon_h * HOUR_MS), max_nodes=args.max_nodes)
     home_sites = sorted(s.site_id for s in catalogue if s.region == catalogue.home_region and s.site_id in site_ids) \
         or site_ids
     results = {}
     for name in args.policies.split(","):
-        r = run_policy(name, jobs, month, cfg, scale, home_sites)
+        r = run_policy(name, jobs, month, cfg, scale, home_sites, headroom=not args.no_headroom)
         results[name] = r
         log(f"  {name:12s} cost {r.cost:10,.2f} EUR  {r.mwh:8,.2f} MWh  placed {r.placed:,}  missed {r.missed:,}  "
-            f"unplaced {r.unplaced_end:,}  {r.cost / max(r.compute_hours, 1e-9) * 1000:.2f} EUR/1000ch  "
+            f"(by priority {dict(sorted(r.missed_by_priority.items()))})  unplaced {r.unplaced_end:,}  "
+            f"{r.cost / max(r.compute_hours, 1e-9) * 1000:.2f} EUR/1000ch  "
             f"wait mean {np.mean(r.waits_h or [0]):.2f} h p95 {np.percentile(r.waits_h or [0], 95):.2f} h "
             f"[{r.seconds:.1f} s, solve p95 {np.percentile(r.solve_s or [0], 95) * 1000:.0f} ms]")
     milp = results.get("milp")
@@ -407,9 +449,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--tick-minutes", type=int, default=5)
     ap.add_argument("--horizon-h", type=float, default=24.0)
-    ap.add_argument("--solver-time-limit-s", type=float, default=2.0, help="per tick, as the pipeline's default")
+    ap.add_argument("--solver-time-limit-s", type=float, default=DispatchConfig.time_limit_s,
+                    help="wall-clock safety net per solve, as the pipeline's default (%(default)s)")
+    ap.add_argument("--max-nodes", type=int, default=DispatchConfig.max_nodes,
+                    help="branch-and-bound nodes per solve, the deterministic work limit (%(default)s)")
     ap.add_argument("--sites-file", default=str(REPO / "conf" / "sites.yaml"))
     ap.add_argument("--policies", default=",".join(POLICIES))
+    ap.add_argument("--no-headroom", action="store_true",
+                    help="the plan without the urgent reserve (udfs.headroom), for comparison")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
     if not (REPO / "data" / "sample" / "manifest.json").exists():

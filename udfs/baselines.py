@@ -38,14 +38,20 @@ def now_option(prob: PlanProblem, jn: int, si: int) -> Option:
     return Option(si, prob.tick_ms, cost, known, delay)
 
 
-def _fill(prob: PlanProblem, rank: Callable[[int], tuple], allowed: Callable[[int, int], bool] | None = None) -> Chosen:
+def _fill(prob: PlanProblem, rank: Callable[[int], tuple], allowed: Callable[[int, int], bool] | None = None,
+          headroom: bool = False) -> Chosen:
     free = [s.available_slots for s in prob.sites]
+    # start-now runs only release over time, so the room now is the room over the whole run
+    free_movable = [s.movable_free_at(prob.tick_ms, prob.tick_ms) for s in prob.sites]
     chosen: Chosen = {}
     for jn in greedy_order(prob.jobs, prob.tick_ms, prob.tick_len_ms):
         job = prob.jobs[jn]
+        held = headroom and prob.keeps_headroom(jn)
         best = None
         for si, site in enumerate(prob.sites):
             if free[si] < job.slots or not job.allows(site.site_id) or (allowed is not None and not allowed(jn, si)):
+                continue
+            if held and free_movable[si] < job.slots:
                 continue
             k = (rank(si), site.site_id)
             if best is None or k < best[0]:
@@ -54,12 +60,16 @@ def _fill(prob: PlanProblem, rank: Callable[[int], tuple], allowed: Callable[[in
             continue
         si = best[1]
         free[si] -= job.slots
+        if prob.keeps_headroom(jn):
+            free_movable[si] -= job.slots
         chosen[jn] = now_option(prob, jn, si)
     return chosen
 
 
-def greedy(prob: PlanProblem) -> Chosen:
-    return _fill(prob, lambda si: (prob.sites[si].curve.rate_now(),))
+def greedy(prob: PlanProblem, headroom: bool = False) -> Chosen:
+    """``headroom``: movable jobs leave each site's urgent reserve free (the plan's safety net and
+    warm start, udfs.headroom); without it, the plain rule (the baseline)."""
+    return _fill(prob, lambda si: (prob.sites[si].curve.rate_now(),), headroom=headroom)
 
 
 def price_only(prob: PlanProblem) -> Chosen:

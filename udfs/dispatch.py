@@ -27,7 +27,13 @@ Keeping it fast (docs/BENCHMARKS.md "Dispatch solver"):
    with greedy under the same objective and greedy is kept if the solver did worse (time limit).
 
 Determinism: jobs and sites sorted by id, options in canonical order, variables named by rank,
-one solver thread. A run that hits the time limit depends on machine speed; its status says so.
+one solver thread, and the search bounded by *work*, not time: at most ``max_nodes`` branch-and-bound
+nodes (HiGHS ``mip_max_nodes`` and ``mip_max_leaves``, CBC ``maxNodes``); HiGHS and CBC are deterministic
+with one thread, so the same inputs give the same plan on any machine under any load (status
+``work-limit`` when the node budget ended the search; the best plan found is kept, never worse than
+greedy). ``time_limit_s`` stays as a wall-clock safety net for pathological ticks only; when it
+fires the status is ``wall-clock-limit``, the dispatcher counts it in ``pipeline-metrics``, and
+replay equality holds only for runs where it never fired.
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ from udfs.objective import (
     missed_jobs,
     objective_of,
     plan_problem,
-    usage,
+    usage_violations,
 )
 from udfs.timeutil import format_ts
 
@@ -75,7 +81,8 @@ __all__ = [
 ]
 
 STATUS_OPTIMAL = "optimal"
-STATUS_TIMEOUT = "feasible-timeout"
+STATUS_WORK_LIMIT = "work-limit"  # the node budget ended the search: deterministic
+STATUS_TIMEOUT = "wall-clock-limit"  # the safety net fired: depends on the machine's speed
 STATUS_GREEDY = "greedy-fallback"
 STATUS_EMPTY = "empty"
 
@@ -84,7 +91,12 @@ STATUS_EMPTY = "empty"
 class DispatchConfig:
     tick_len_ms: int = DEFAULT_TICK_MS
     horizon_ms: int = DEFAULT_HORIZON_MS
-    time_limit_s: float = 1.0  # whole call budget; the solver gets what model building left
+    # Deterministic bound of the search (branch-and-bound nodes). Calibrated in docs/BENCHMARKS.md
+    # "Dispatch solver": the rounded LP closes most ticks at the root; the rest rarely improve after.
+    max_nodes: int = 0
+    # Wall-clock safety net of the solver alone (not of model building, so that it never fires on
+    # an ordinary tick); a tick that hits it is counted in pipeline-metrics (solver_wall_clock_hits).
+    time_limit_s: float = 10.0
     # Optimality tolerance relative to the EUR part of the objective (sum over jobs of the
     # largest |cost + delay|), applied as an *absolute* gap: a relative gap on the whole
     # objective would be dominated by the placement bonus and ignore the EUR terms.
@@ -114,7 +126,7 @@ class DispatchResult:
     plan: dict[str, Placement]  # every job the plan places in the horizon
     assignments: dict[str, str]  # job_id -> site_id, starting at this tick
     missed: list[str]  # sorted job ids whose deadline has passed or passes unplaced now
-    status: str  # optimal | feasible-timeout | greedy-fallback | empty
+    status: str  # optimal | work-limit | wall-clock-limit | greedy-fallback | empty
     solver: str  # milp-highs | milp-cbc | presolve | greedy | none
     objective: float  # udfs.objective value of the plan (lower is better)
     solve_ms: float  # wall time of the whole call
@@ -123,6 +135,7 @@ class DispatchResult:
     n_vars: int = 0  # binary variables in the model (0 when no solver ran)
     detail: str = ""  # why a fallback happened, if it did
     proven_gap: float | None = None  # objective - solver's dual bound (HiGHS only), EUR
+    wall_clock_limit: bool = False  # the safety net stopped the solver: this decision may vary by machine
 
     @property
     def cost(self) -> float:
@@ -159,6 +172,29 @@ class _WarmHiGHS(pulp.HiGHS):  # type: ignore[misc,valid-type]
         self._round_lp = round_lp
         self._gap_abs = gap_abs
         self.lp_bound: float | None = None  # the relaxation's objective, a lower bound
+        self.model_status: Any = None  # HiGHS's status of the MIP solve (which limit ended it)
+
+    def findSolutionValues(self, lp: pulp.LpProblem) -> tuple[int, int]:  # noqa: N802 - PuLP's name
+        """PuLP 3.3 maps every HiGHS status but kSolutionLimit (the node and leaf limits): read the
+        incumbent of that one here."""
+        import highspy
+
+        h = lp.solverModel
+        self.model_status = h.getModelStatus()
+        if self.model_status != highspy.HighsModelStatus.kSolutionLimit:
+            return super().findSolutionValues(lp)
+        if h.getInfo().primal_solution_status != 2:  # kSolutionStatusFeasible: no incumbent
+            return pulp.LpStatusNotSolved, pulp.LpSolutionNoSolutionFound
+        values = list(h.getSolution().col_value)
+        for var in lp.variables():
+            var.varValue = values[var.index]
+        return pulp.LpStatusOptimal, pulp.LpSolutionIntegerFeasible
+
+    def limit_status(self) -> str:
+        """Which limit ended a solve that stopped short of proven optimality."""
+        import highspy
+
+        return STATUS_TIMEOUT if self.model_status == highspy.HighsModelStatus.kTimeLimit else STATUS_WORK_LIMIT
 
     def callSolver(self, lp: pulp.LpProblem) -> None:  # noqa: N802 - PuLP's name
         import highspy
@@ -194,11 +230,13 @@ class _WarmHiGHS(pulp.HiGHS):  # type: ignore[misc,valid-type]
         super().callSolver(lp)
 
 
-def _make_solver(name: str, time_limit_s: float, gap_abs: float, start: Mapping[str, float] | None = None,
+def _make_solver(name: str, cfg: DispatchConfig, gap_abs: float, start: Mapping[str, float] | None = None,
                  round_lp: Callable[[list[str], list[float]], tuple[dict[str, float], float]] | None = None) -> Any:
     if name == "milp-highs":
-        return _WarmHiGHS(start, round_lp, gap_abs, msg=False, timeLimit=time_limit_s, gapRel=0.0, threads=1)
-    return pulp.PULP_CBC_CMD(msg=False, timeLimit=max(1, round(time_limit_s)), gapRel=0.0, gapAbs=gap_abs, threads=1)
+        return _WarmHiGHS(start, round_lp, gap_abs, msg=False, timeLimit=cfg.time_limit_s, gapRel=0.0, threads=1,
+                          mip_max_nodes=cfg.max_nodes, mip_max_leaves=cfg.max_nodes)
+    return pulp.PULP_CBC_CMD(msg=False, timeLimit=max(1, round(cfg.time_limit_s)), gapRel=0.0, gapAbs=gap_abs,
+                             threads=1, maxNodes=cfg.max_nodes)
 
 
 def round_plan(prob: PlanProblem, weight: Mapping[tuple[int, int], float]) -> dict[int, Option]:
@@ -206,6 +244,7 @@ def round_plan(prob: PlanProblem, weight: Mapping[tuple[int, int], float]) -> di
     (ties: higher bonus, id); each takes its heaviest option that still fits every capacity point
     (then its other options in cost order); a job that fits nowhere is left out."""
     free = free_slots(prob).astype(np.int64)
+    free_movable = free_slots(prob, headroom=True).astype(np.int64)
     starts = prob.starts
     chosen: dict[int, Option] = {}
 
@@ -223,8 +262,12 @@ def round_plan(prob: PlanProblem, weight: Mapping[tuple[int, int], float]) -> di
         for _, o in opts:
             lo = bisect.bisect_left(starts, o.start_ms)
             hi = bisect.bisect_left(starts, o.start_ms + job.duration_ms)
-            if (free[o.site, lo:hi] >= job.slots).all():
+            held = prob.keeps_headroom(j)
+            room = (free[o.site, lo:hi] >= job.slots).all()
+            if room and (not held or (free_movable[o.site, lo:hi] >= job.slots).all()):
                 free[o.site, lo:hi] -= job.slots
+                if held:
+                    free_movable[o.site, lo:hi] -= job.slots
                 chosen[j] = o
                 break
     return chosen
@@ -249,12 +292,23 @@ def build_model(prob: PlanProblem) -> tuple[pulp.LpProblem, dict[tuple[int, int]
             model += pulp.LpAffineExpression(now) == 1, f"start_now_{j:07d}"
         if len(opts) > 1:  # a single option is already bounded by x <= 1
             model += pulp.LpAffineExpression([(x[j, k], 1) for k in range(len(opts))]) <= 1, f"one_option_{j:07d}"
-    free = free_slots(prob)
+    _capacity_rows(model, prob, x, free_slots(prob), "capacity", lambda j: True)
+    if any(s.reserve for s in prob.sites):  # movable work leaves the urgent reserve free (udfs.headroom)
+        _capacity_rows(model, prob, x, free_slots(prob, headroom=True), "headroom", prob.keeps_headroom)
+    return model, x
+
+
+def _capacity_rows(model: pulp.LpProblem, prob: PlanProblem, x: dict[tuple[int, int], pulp.LpVariable],
+                   free: np.ndarray, name: str, counts: Callable[[int], bool]) -> None:
+    """Per (site, start point): the slots of the counted jobs running there <= ``free``; rows that
+    cannot bind are not emitted."""
     point = {t: p for p, t in enumerate(prob.starts)}
     n_points = len(prob.starts)
     rows: dict[tuple[int, int], list[tuple[pulp.LpVariable, int]]] = {}
     most: dict[tuple[int, int], dict[int, int]] = {}  # per row: each job's largest term
     for j, opts in enumerate(prob.options):
+        if not counts(j):
+            continue
         job = prob.jobs[j]
         for k, o in enumerate(opts):
             end = o.start_ms + job.duration_ms
@@ -269,8 +323,7 @@ def build_model(prob: PlanProblem) -> tuple[pulp.LpProblem, dict[tuple[int, int]
         cap = int(free[s, p])
         if sum(most[key].values()) <= cap:  # a job counts once per point at most: cannot bind
             continue
-        model += pulp.LpAffineExpression(rows[key]) <= cap, f"capacity_{s:05d}_{p:03d}"
-    return model, x
+        model += pulp.LpAffineExpression(rows[key]) <= cap, f"{name}_{s:05d}_{p:03d}"
 
 
 def _best_fits(prob: PlanProblem) -> dict[int, Option] | None:
@@ -279,7 +332,7 @@ def _best_fits(prob: PlanProblem) -> dict[int, Option] | None:
     for j, job in enumerate(prob.jobs):
         if job.job_id in prob.forced and (j not in chosen or chosen[j].start_ms != prob.tick_ms):
             return None
-    if chosen and (usage(prob, chosen) > free_slots(prob)).any():
+    if chosen and usage_violations(prob, chosen):
         return None
     return chosen
 
@@ -302,7 +355,7 @@ def solve_dispatch(jobs: Iterable[Job], sites: Iterable[SitePlan], tick_ms: int,
 
 def solve_problem(prob: PlanProblem, cfg: DispatchConfig = DEFAULT_CONFIG, t0: float | None = None) -> DispatchResult:
     t0 = time.perf_counter() if t0 is None else t0
-    g = greedy(prob)
+    g = greedy(prob, headroom=True)  # the safety net keeps the headroom too (udfs.headroom)
     # the greedy plan stays inside the model: its options join the job's list if pruned away
     options = list(prob.options)
     for j, o in g.items():
@@ -335,8 +388,6 @@ def solve_problem(prob: PlanProblem, cfg: DispatchConfig = DEFAULT_CONFIG, t0: f
             return done(best, STATUS_OPTIMAL, "presolve")
     name = solver_name(cfg.solver)
     model, x = build_model(prob)
-    # Budget left for the solver, minus PuLP's own load/unload time (~15 us per variable).
-    remaining = max(0.05, cfg.time_limit_s - (time.perf_counter() - t0) - 15e-6 * len(x))
     index = {(j, o): k for j, opts in enumerate(prob.options) for k, o in enumerate(opts)}
     start = {_var_name(j, index[j, o]): 1.0 for j, o in g.items()}
     scale = sum(max((abs(o.cost + o.delay) for o in opts), default=0.0) for opts in prob.options)
@@ -349,29 +400,36 @@ def solve_problem(prob: PlanProblem, cfg: DispatchConfig = DEFAULT_CONFIG, t0: f
             return {}, value
         return {_var_name(j, index[j, o]): 1.0 for j, o in rounded.items()}, value
 
-    solver = _make_solver(name, remaining, max(1e-9, cfg.gap_eur_rel * scale), start, round_lp)
+    solver = _make_solver(name, cfg, max(1e-9, cfg.gap_eur_rel * scale), start, round_lp)
+    s0 = time.perf_counter()
     try:
         model.solve(solver)
     except pulp.PulpSolverError as exc:  # solver crashed or missing: never stop the job
         return done(g, STATUS_GREEDY, "greedy", n_vars=len(x), detail=f"{name} failed: {exc}")
-    # Check the status before reading values: 1 = optimal, 2 = integer-feasible (time limit).
+    if isinstance(solver, _WarmHiGHS):
+        limit = solver.limit_status()
+    else:  # CBC does not say which limit stopped it
+        limit = STATUS_TIMEOUT if time.perf_counter() - s0 >= cfg.time_limit_s else STATUS_WORK_LIMIT
+    clock = limit == STATUS_TIMEOUT and model.sol_status != pulp.LpSolutionOptimal
+    # Check the status before reading values: 1 = optimal, 2 = integer-feasible (a limit stopped it).
     sol = model.sol_status
     if sol not in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
-        return done(g, STATUS_GREEDY, "greedy", n_vars=len(x),
+        return done(g, STATUS_GREEDY, "greedy", n_vars=len(x), wall_clock_limit=clock,
                     detail=f"{name}: no solution ({pulp.LpSolution.get(sol, sol)})")
     chosen = {j: prob.options[j][k] for (j, k), v in x.items() if v.varValue is not None and v.varValue > 0.5}
-    status = STATUS_OPTIMAL if sol == pulp.LpSolutionOptimal else STATUS_TIMEOUT
+    status = STATUS_OPTIMAL if sol == pulp.LpSolutionOptimal else limit
     try:
         obj = objective_of(prob, chosen)
     except ValueError as exc:  # numerically infeasible rounding: keep the safe plan
-        return done(g, STATUS_GREEDY, "greedy", n_vars=len(x), detail=f"{name}: {exc}")
+        return done(g, STATUS_GREEDY, "greedy", n_vars=len(x), wall_clock_limit=clock, detail=f"{name}: {exc}")
     if obj > greedy_obj + 1e-9 * max(1.0, abs(greedy_obj)):
-        # Only reachable on a time limit or through the solver's gap tolerance.
-        return done(g, STATUS_GREEDY, "greedy", n_vars=len(x), detail=f"{name} ({status}) plan worse than greedy")
+        # Only reachable on a limit or through the solver's gap tolerance.
+        return done(g, STATUS_GREEDY, "greedy", n_vars=len(x), wall_clock_limit=clock,
+                    detail=f"{name} ({status}) plan worse than greedy")
     gap = None
     if getattr(solver, "lp_bound", None) is not None:
         gap = max(0.0, obj - solver.lp_bound)  # against the LP relaxation: a valid bound either way
-    return done(chosen, status, name, n_vars=len(x), proven_gap=gap)
+    return done(chosen, status, name, n_vars=len(x), wall_clock_limit=clock, proven_gap=gap)
 
 
 def _with_options(prob: PlanProblem, options: list[tuple[Option, ...]]) -> PlanProblem:

@@ -43,7 +43,8 @@ from udfs.dispatch import (
     solve_problem,
 )
 from udfs.forecast import HISTORY_MS, price_curve
-from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, objective_of, plan_problem
+from udfs.headroom import UrgentDemand
+from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, is_urgent, objective_of, plan_problem
 from udfs.offers import OfferBook
 from udfs.records import ParsedRecord, json_text
 from udfs.timeutil import format_ts
@@ -124,9 +125,10 @@ class Dispatcher:
         # for every tick of an hourly offer and hourly weather, and site_cost is a pure function
         self._last_cost: dict[str, tuple[tuple, SiteCost]] = {}
         self.rr_pointer = 0
+        self.urgent = UrgentDemand()  # the urgent reserve each site keeps from movable work
         self.cumulative = {"cost": 0.0, "cost_greedy": 0.0, "cost_naive": 0.0, "realised": 0.0,
                            "completed_expected": 0.0, "completed_realised": 0.0, "completed_jobs": 0,
-                           "unpriced_slot_hours": 0.0}
+                           "unpriced_slot_hours": 0.0, "wall_clock_limit_ticks": 0}
 
     # ------------------------------------------------------------------ job events
     def apply_job_event(self, parsed: ParsedRecord, out: TickOutput, counts: dict[str, int], tick_ms: int) -> None:
@@ -142,6 +144,7 @@ class Dispatcher:
                 out.dead_letters.append((parsed, "job_id: already submitted with different content"))
             else:
                 self.pending[job_id] = rec
+                self.urgent.observe(job_from_record(rec))
             return
         # cancel
         if job_id in self.pending:
@@ -170,6 +173,7 @@ class Dispatcher:
                                                         _job_fingerprint(p.record))):
             self.apply_job_event(parsed, out, counts, tick_ms)
 
+        self.urgent.advance(tick_ms)
         realised = self._account_running(tick_ms)
         committed: dict[str, int] = {}
         for r in self.running.values():
@@ -235,7 +239,7 @@ class Dispatcher:
                 job, p = by_id[job_id], result.plan[job_id]
                 self.running[job_id] = {"site_id": site_id, "slots": job.slots, "start_ms": tick_ms,
                                         "end_ms": tick_ms + job.duration_ms, "expected": p.cost, "realised": 0.0,
-                                        "priced_to_ms": tick_ms}
+                                        "priced_to_ms": tick_ms, "movable": not is_urgent(job, cfg.delay)}
                 g, n = self.first_sight.pop(job_id, (p.cost_now_best, p.cost_now_best))
                 cost += p.cost
                 greedy_cost += g
@@ -259,6 +263,7 @@ class Dispatcher:
         self.cumulative["cost_naive"] += naive_cost
         statuses = [d["status"] for d in out.decisions]
         c = self.cumulative
+        c["wall_clock_limit_ticks"] = c.get("wall_clock_limit_ticks", 0) + int(bool(result and result.wall_clock_limit))
         planned_later = sum(1 for p in result.plan.values() if p.start_ms > tick_ms) if result else 0
         out.metrics = {
             "tick": tick,
@@ -273,6 +278,9 @@ class Dispatcher:
             "solver": result.solver if result else "none",
             "solver_status": result.status if result else "empty",
             "solve_ms": round(result.solve_ms, 3) if result else 0.0,
+            # the solver's wall-clock safety net fired (udfs.dispatch): replay equality holds only without it
+            "solver_wall_clock_limit": bool(result and result.wall_clock_limit),
+            "solver_wall_clock_limit_ticks": c["wall_clock_limit_ticks"],
             "objective": round(result.objective, 6) if result else 0.0,
             "objective_greedy": round(result.greedy_objective, 6) if result else 0.0,
             "objective_naive": None if naive_obj is None else round(naive_obj, 6),
@@ -300,8 +308,11 @@ class Dispatcher:
         longest = min(MAX_CURVE_RUN_MS, max(j.duration_ms for j in jobs))
         end = tick_ms + self.config.horizon_ms + longest
         releases: dict[str, list[tuple[int, int]]] = {}
+        movable: dict[str, list[tuple[int, int]]] = {}
         for r in self.running.values():
             releases.setdefault(r["site_id"], []).append((r["end_ms"], r["slots"]))
+            if r.get("movable", True):
+                movable.setdefault(r["site_id"], []).append((r["end_ms"], r["slots"]))
         plans = []
         for site, inp, sc in available:
             curve = cost_curve(site, inp, sc.pue, end)
@@ -310,7 +321,8 @@ class Dispatcher:
             derated = math.floor(sc.derating * sc.capacity_slots + 1e-9)  # as udfs.cost.available_slots
             plans.append(SitePlan(site.site_id, site.region, sc.available_slots, derated, curve,
                                   tuple(sorted(releases.get(site.site_id, ()))),
-                                  inp.price_per_mwh * site.fx_to_eur))  # type: ignore[operator]
+                                  inp.price_per_mwh * site.fx_to_eur,  # type: ignore[operator]
+                                  self.urgent.reserve(site.site_id), tuple(sorted(movable.get(site.site_id, ())))))
         return plans
 
     def _remember_first_sight(self, prob: Any) -> None:
@@ -357,6 +369,8 @@ class Dispatcher:
     def signature(self) -> tuple:
         """Changes whenever the state does (the operator writes the state only then)."""
         return (len(self.pending), len(self.running), len(self.decided), len(self.first_sight), self.rr_pointer,
+                tuple((k, len(v)) for k, v in sorted(self.urgent.active.items())),
+                tuple((k, v[-1] if v else None) for k, v in sorted(self.urgent.peaks.items())),
                 tuple(self.cumulative.values()), tuple(sorted(self.site_rates.items())))
 
     def next_deadline_tick(self, tick_len_ms: int) -> int | None:
@@ -374,7 +388,7 @@ class Dispatcher:
     def to_state(self) -> dict[str, Any]:
         return {"version": self.STATE_VERSION, "pending": self.pending, "running": self.running,
                 "decided": self.decided, "first_sight": self.first_sight, "site_rates": self.site_rates,
-                "rr_pointer": self.rr_pointer, "cumulative": self.cumulative}
+                "rr_pointer": self.rr_pointer, "cumulative": self.cumulative, "urgent": self.urgent.to_state()}
 
     def load_state(self, state: dict[str, Any] | None) -> None:
         if not state:
@@ -389,6 +403,7 @@ class Dispatcher:
         self.site_rates = {k: tuple(v) for k, v in state["site_rates"].items()}  # type: ignore[misc]
         self.rr_pointer = int(state["rr_pointer"])
         self.cumulative = dict(state["cumulative"])
+        self.urgent.load_state(state.get("urgent"))
 
 
 def _decision(job_id: str, tick_ms: int, status: str, reason: str) -> dict[str, Any]:

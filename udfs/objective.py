@@ -189,12 +189,19 @@ class SitePlan:
     curve: CostCurve
     releases: tuple[tuple[int, int], ...] = ()  # (end_ms, slots) of the jobs running here now
     price_per_mwh: float | None = None  # EUR/MWh now (price-only baseline)
+    reserve: int = 0  # slots movable work leaves free for urgent work (udfs.headroom)
+    movable_releases: tuple[tuple[int, int], ...] = ()  # the part of `releases` that is movable work
 
     def free_at(self, t_ms: int, tick_ms: int) -> int:
         if t_ms <= tick_ms:
             return self.available_slots
         busy = sum(n for end, n in self.releases if end > t_ms)
         return max(0, self.capacity_slots - busy)
+
+    def movable_free_at(self, t_ms: int, tick_ms: int) -> int:
+        """Slots movable work may still take at ``t``: capacity - reserve - movable work running."""
+        busy = sum(n for end, n in self.movable_releases if end > t_ms)
+        return min(self.free_at(t_ms, tick_ms), max(0, self.capacity_slots - self.reserve - busy))
 
     def now(self) -> SiteState:
         return SiteState(self.site_id, self.curve.rate_now(), self.available_slots, self.region, self.price_per_mwh)
@@ -243,14 +250,28 @@ class PlanProblem:
     expired: tuple[str, ...]  # job ids whose latest start passed before the tick (missed)
     ref_cost: tuple[float, ...] = field(default=())  # per job: |cost now at its cheapest site|
     delay_per_hour: tuple[float, ...] = field(default=())  # per job: rate_p x ref_cost
+    movable: tuple[bool, ...] = field(default=())  # per job: not urgent (is_urgent), so held to the headroom
 
     def coef(self, j: int, o: Option) -> float:
         return o.cost + o.delay - self.bonus[j]
+
+    def keeps_headroom(self, j: int) -> bool:
+        """Job j may not use the sites' reserve: movable, and not forced to start now."""
+        return bool(self.movable) and self.movable[j] and self.jobs[j].job_id not in self.forced
 
 
 def is_expired(job: Job, tick_ms: int) -> bool:
     """The deadline (latest start) has passed: the job can never run."""
     return job.deadline_ms is not None and job.deadline_ms < tick_ms
+
+
+URGENT_WINDOW_MS = HOUR_MS  # a job that must start within this of its submission cannot wait for a price
+
+
+def is_urgent(job: Job, delay: DelayModel = DEFAULT_DELAY) -> bool:
+    """The job's window (latest start - submission) is at most ``URGENT_WINDOW_MS``: it may use a
+    site's reserve (udfs.headroom); every other job is *movable* and leaves the reserve free."""
+    return latest_start(job, job.submitted_ms, delay) - job.submitted_ms <= URGENT_WINDOW_MS
 
 
 def last_chance(job: Job, tick_ms: int, tick_len_ms: int = DEFAULT_TICK_MS) -> bool:
@@ -389,13 +410,15 @@ def plan_problem(jobs: Iterable[Job], sites: Iterable[SitePlan], tick_ms: int, *
                                                     float(known[jn, best, 0]), float(dly[jn, 0])))
     return PlanProblem(tick_ms, tick_len_ms, tuple(js), tuple(all_sites), starts, tuple(options), bonus,
                        frozenset(forced), expired, tuple(float(r) for r in ref),
-                       tuple(float(d) for d in rate * ref))
+                       tuple(float(d) for d in rate * ref), tuple(not is_urgent(j, delay) for j in js))
 
 
-def usage(prob: PlanProblem, chosen: Mapping[int, Option]) -> np.ndarray:
-    """Slots planned at every (site, start point)."""
+def usage(prob: PlanProblem, chosen: Mapping[int, Option], headroom_only: bool = False) -> np.ndarray:
+    """Slots planned at every (site, start point); ``headroom_only``: of the jobs held to the headroom."""
     used = np.zeros((len(prob.sites), len(prob.starts)), dtype=np.int64)
     for jn, o in chosen.items():
+        if headroom_only and not prob.keeps_headroom(jn):
+            continue
         end = o.start_ms + prob.jobs[jn].duration_ms
         lo = bisect.bisect_left(prob.starts, o.start_ms)
         hi = bisect.bisect_left(prob.starts, end)
@@ -403,8 +426,11 @@ def usage(prob: PlanProblem, chosen: Mapping[int, Option]) -> np.ndarray:
     return used
 
 
-def free_slots(prob: PlanProblem) -> np.ndarray:
-    """Slots free at every (site, start point) before the plan."""
+def free_slots(prob: PlanProblem, headroom: bool = False) -> np.ndarray:
+    """Slots free at every (site, start point) before the plan; ``headroom``: free to movable work."""
+    if headroom:
+        return np.asarray([[s.movable_free_at(p, prob.tick_ms) for p in prob.starts] for s in prob.sites],
+                          dtype=np.int64)
     return np.asarray([[s.free_at(p, prob.tick_ms) for p in prob.starts] for s in prob.sites], dtype=np.int64)
 
 
@@ -424,6 +450,10 @@ def usage_violations(prob: PlanProblem, chosen: Mapping[int, Option]) -> list[st
         over = np.argwhere(usage(prob, chosen) > free_slots(prob))
         for si, pi in over[:5]:
             out.append(f"site {prob.sites[si].site_id!r}: over capacity at {prob.starts[pi]}")
+        if any(s.reserve for s in prob.sites):
+            over = np.argwhere(usage(prob, chosen, headroom_only=True) > free_slots(prob, headroom=True))
+            for si, pi in over[:5]:
+                out.append(f"site {prob.sites[si].site_id!r}: movable work in the urgent reserve at {prob.starts[pi]}")
     return out
 
 

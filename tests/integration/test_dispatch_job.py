@@ -142,6 +142,14 @@ def test_dispatch_matches_reference_exactly(clean_run, expected):
     assert with_deadline <= set(job_ids)
 
 
+def test_reference_has_ticks_that_end_on_the_work_limit(expected):
+    """The equality above covers solves stopped by the deterministic node budget (udfs.dispatch),
+    and none stopped by the wall clock: the same decisions on any machine under any load."""
+    metrics = expected[topics.PIPELINE_METRICS]
+    assert any(m["solver_status"] == "work-limit" for m in metrics)
+    assert not any(m["solver_wall_clock_limit"] for m in metrics)
+
+
 def test_site_whose_offers_stop_goes_unavailable_and_gets_nothing(clean_run):
     stop_ms = parse_ts_ms(scenario.format_ts(scenario.DAY_START + STOP_AFTER_H * scenario.HOUR))
     trn = [r for r in clean_run[topics.SITE_COSTS] if r["site_id"] == STOP_SITE]

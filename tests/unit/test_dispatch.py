@@ -249,7 +249,8 @@ def test_plan_is_feasible_and_never_worse_than_greedy(inst, presolve: bool) -> N
 @given(instances(max_jobs=3))
 def test_milp_matches_brute_force(inst) -> None:
     jobs, sites = inst
-    cfg = _short_horizon(use_presolve=False)
+    # the model, searched to the end (the default node budget stops at the root: udfs.dispatch)
+    cfg = _short_horizon(use_presolve=False, max_nodes=100_000, time_limit_s=60.0)
     prob = plan_problem(jobs, sites, T, horizon_ms=cfg.horizon_ms, reduction=cfg.reduction)
     best = None
     for combo in itertools.product(*[[None, *opts] for opts in prob.options]):
