@@ -41,7 +41,7 @@ def reference_inputs(events: dict[str, list[dict]], tick_len_ms: int = 300_000, 
 
 
 def reference_run(events: dict[str, list[dict]], tick_len_ms: int = 300_000, sites_file: str | None = None,
-                  solver_time_limit_s: float = 2.0) -> dict[str, list[dict]]:
+                  solver_time_limit_s: float = 10.0) -> dict[str, list[dict]]:
     catalogue = load_catalogue(sites_file)
     inputs_by_tick, job_events = reference_inputs(events, tick_len_ms, sites_file)
     dispatcher = Dispatcher(catalogue, DispatchConfig(tick_len_ms=tick_len_ms, time_limit_s=solver_time_limit_s))
