@@ -156,6 +156,7 @@ class PolicyResult:
     missed: int = 0
     missed_ch: float = 0.0
     missed_by_priority: dict[int, int] = field(default_factory=dict)
+    missed_at: list[tuple[int, str]] = field(default_factory=list)  # (tick it was found missed, job id)
     unplaced_end: int = 0
     waits_h: list[float] = field(default_factory=list)
     solve_s: list[float] = field(default_factory=list)
@@ -212,6 +213,7 @@ def run_policy(name: str, jobs: list[Job], month: Month, cfg: DispatchConfig, ca
             res.missed += 1
             res.missed_ch += job.compute_hours
             res.missed_by_priority[job.priority] = res.missed_by_priority.get(job.priority, 0) + 1
+            res.missed_at.append((t, jid))
         running = [r for r in running if r[2] > t]
         if not pending:
             continue

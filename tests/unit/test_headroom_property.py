@@ -1,13 +1,16 @@
 """Deadline safety over many ticks (issue 26): in a closed loop over small random streams with
 urgent jobs pinned to one site and tight capacity, two runs of the plan (udfs.dispatch with the
 urgent reserve of udfs.headroom) give the same decisions; and the plan missing no more deadlines
-than greedy on the same stream holds on these seeded streams but NOT in general (a known
-counterexample is kept as a test; docs/BENCHMARKS.md "Money", pinned variant).
+than greedy holds summed over many seeded streams but NOT on every stream (a known counterexample
+is kept as a test; docs/BENCHMARKS.md "Contention with pinned urgent work").
 The loop is the pipeline's tick semantics in miniature: jobs join at submission,
 a job whose latest start passes unstarted is missed, a started job holds its slots to its end."""
 
 from __future__ import annotations
 
+import random
+
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,31 +28,25 @@ CFG = DispatchConfig(tick_len_ms=TICK, horizon_ms=8 * HOUR_MS)
 PERIOD = 2 * HOUR_MS  # the urgent demand repeats: what the reserve learns from is what comes again
 
 
-@st.composite
-def streams(draw):
+def random_stream(rng: random.Random):
     """Sites with small capacities and hourly prices; urgent jobs pinned to one site (latest start
     10-30 min after submission, priority 0-2) in a pattern that repeats every ``PERIOD`` (the
     stationarity the reserve's learning assumes: it can only keep room for demand it has seen);
     movable jobs (any site, latest start 2-5 h after submission, priority 6-9) at random."""
-    n_sites = draw(st.integers(2, 3))
-    sites = []
-    for i in range(n_sites):
-        rates = draw(st.lists(st.floats(0.01, 0.1), min_size=16, max_size=16))
-        sites.append((f"s{i}", draw(st.integers(4, 10)), tuple(rates)))
-    wave = draw(st.lists(st.tuples(st.integers(0, PERIOD // TICK - 1), st.sampled_from([s[0] for s in sites]),
-                                   st.integers(1, 3), st.sampled_from([0.25, 0.5, 1.0]), st.integers(0, 2),
-                                   st.integers(10, 30)), min_size=1, max_size=4))
+    sites = [(f"s{i}", rng.randint(4, 10), tuple(rng.choice([0.03125, 0.0625, 0.09375]) for _ in range(16)))
+             for i in range(rng.randint(2, 3))]
+    wave = [(rng.randrange(PERIOD // TICK), rng.choice(sites)[0], rng.randint(1, 3), rng.choice([0.25, 0.5, 1.0]),
+             rng.randint(0, 2), rng.randint(10, 30)) for _ in range(rng.randint(1, 4))]
     jobs = []
     for rep in range(N_TICKS * TICK // PERIOD):
         for n, (tick, site, slots, hours, prio, window_min) in enumerate(wave):
             sub = T0 + rep * PERIOD + tick * TICK
             jobs.append(Job(f"u{rep}-{n}", hours * slots, slots, prio, sub + window_min * 60_000, (site,), sub))
-    for n in range(draw(st.integers(2, 20))):
-        sub = T0 + draw(st.integers(0, N_TICKS - 6)) * TICK + draw(st.integers(0, TICK - 1)) // 1000 * 1000
-        hours = draw(st.sampled_from([0.25, 0.5, 1.0, 2.0, 3.0]))
-        slots = draw(st.integers(1, 4))
-        jobs.append(Job(f"m{n:03d}", hours * slots, slots, draw(st.integers(6, 9)),
-                        sub + draw(st.integers(2, 5)) * HOUR_MS, None, sub))
+    for n in range(rng.randint(2, 20)):
+        sub = T0 + rng.randrange(N_TICKS - 6) * TICK + rng.randrange(TICK) // 1000 * 1000
+        hours, slots = rng.choice([0.25, 0.5, 1.0, 2.0, 3.0]), rng.randint(1, 4)
+        jobs.append(Job(f"m{n:03d}", hours * slots, slots, rng.randint(6, 9), sub + rng.randint(2, 5) * HOUR_MS,
+                        None, sub))
     return sites, jobs
 
 
@@ -95,20 +92,29 @@ def closed_loop(sites, jobs: list[Job], policy: str) -> tuple[list[tuple], int]:
     return starts, missed
 
 
-@settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(streams())
-def test_two_runs_give_the_same_decisions(stream) -> None:
-    sites, jobs = stream
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.randoms(use_true_random=False))
+def test_two_runs_give_the_same_decisions(rng) -> None:
+    sites, jobs = random_stream(rng)
     assert closed_loop(sites, jobs, "plan") == closed_loop(sites, jobs, "plan")
 
 
-@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(streams())
-def test_plan_misses_no_more_than_greedy(stream) -> None:
-    sites, jobs = stream
-    _, plan_missed = closed_loop(sites, jobs, "plan")
-    _, greedy_missed = closed_loop(sites, jobs, "greedy")
-    assert plan_missed <= greedy_missed
+@pytest.mark.slow
+def test_plan_misses_no_more_than_greedy_over_many_streams() -> None:
+    """Summed over 60 seeded streams; per stream it does not hold in general (the known limitation
+    below). Measured 2026-12-07: plan 27 misses, greedy 64, the plan worse on 3 streams; the plan
+    without the reserve: 42 misses, worse on 6. The bounds below fail for that one."""
+    plan_total = greedy_total = worse = 0
+    for seed in range(60):
+        sites, jobs = random_stream(random.Random(seed))
+        _, plan_missed = closed_loop(sites, jobs, "plan")
+        _, greedy_missed = closed_loop(sites, jobs, "greedy")
+        plan_total += plan_missed
+        greedy_total += greedy_missed
+        worse += plan_missed > greedy_missed
+    print(f"missed: plan {plan_total}, greedy {greedy_total}; streams where the plan missed more: {worse}/60")
+    assert 2 * plan_total <= greedy_total
+    assert worse <= 3
 
 
 def test_known_limitation_a_start_before_the_first_urgent_job_is_seen() -> None:
