@@ -27,7 +27,7 @@ PYTEST_ARGS     ?=
 BENCH_ARGS      ?=
 export KAFKA_BOOTSTRAP JOBMANAGER
 
-.PHONY: help setup venv jars test-jars operators-jar sample-data demo down test test-unit kafka-up kafka-down topics \
+.PHONY: help setup venv jars test-jars operators-jar sample-data demo down reset test test-unit kafka-up kafka-down topics \
         cluster-up cluster-down job job-local passthrough replay upload-sample jobs dashboard s3-up s3-down s3-env \
         bench bench-dispatch bench-replay k8s-validate lint
 
@@ -129,6 +129,9 @@ demo: setup sample-data ## Kafka + topics + dispatch job + replay + jobs + page,
 
 down: ## Stop everything the targets above started (by recorded PID)
 	@test -x $(PY) && $(PY) -m deploy.local.demo down || true
+
+reset: ## After `make down`: remove the topics' data and the job's state (the next run starts clean)
+	@if test -x $(PY); then $(PY) -m deploy.local.demo reset; fi
 
 # ---------------------------------------------------------------- quality
 test: setup test-jars sample-data ## Run the whole test suite (unit + integration with real Kafka and Flink)

@@ -22,6 +22,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
@@ -266,12 +269,19 @@ def main(argv: list[str] | None = None) -> None:
     declare_sources(t_env, cfg)
     declare_sinks(t_env, cfg)
     attach_sinks(env, t_env, build_pipeline(t_env, cfg))
-    print(f"dispatch job: {len(catalogue)} sites, tick {cfg.tick_minutes} min, inputs "
-          f"{', '.join(cfg.topic(t) for t in topics.INPUT_TOPICS)} on {cfg.bootstrap}", flush=True)
+    print(f"dispatch job: {len(catalogue)} sites, tick {cfg.tick_minutes} min, parallelism {cfg.parallelism} "
+          f"(dispatch {cfg.dispatch_shards}), inputs {', '.join(cfg.topic(t) for t in topics.INPUT_TOPICS)} "
+          f"on {cfg.bootstrap}", flush=True)
     if cfg.detached:
         env.execute_async("geodispatch-dispatch")
-    else:
+        return
+    # A shell's background job starts with SIGINT ignored: take Ctrl-C (and `kill -INT`) back.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
         env.execute("geodispatch-dispatch")
+    except KeyboardInterrupt:  # Ctrl-C on `make job-local`: the mini-cluster goes with this process
+        print("dispatch job: interrupted, stopping", flush=True)
+        os._exit(130)  # the JVM gateway's non-daemon threads would keep a normal exit waiting
 
 
 if __name__ == "__main__":

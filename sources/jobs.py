@@ -22,6 +22,7 @@ import json
 import math
 import os
 import random
+import secrets
 import signal
 import sys
 import time
@@ -181,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cancel-fraction", type=probability, default=0.05)
     parser.add_argument("--allow-fraction", type=probability, default=0.20)
     parser.add_argument("--deadline-fraction", type=probability, default=0.70)
-    parser.add_argument("--id-prefix", default="j-", help="job ids are PREFIX + a zero-padded number")
+    parser.add_argument("--id-prefix", default=None,
+                        help="job ids are PREFIX + a zero-padded number (default 'j-' + a tag new for every run, "
+                             "so a second run never reuses ids already in the topic; 'j-' gives fixed ids)")
     parser.add_argument("--out", help="write JSON lines to this file ('-' = stdout) instead of Kafka")
     parser.add_argument("--no-progress", action="store_true")
     add_kafka_args(parser)
@@ -221,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             cancel_fraction=args.cancel_fraction,
             allow_fraction=args.allow_fraction,
             deadline_fraction=args.deadline_fraction,
-            id_prefix=args.id_prefix,
+            id_prefix=args.id_prefix if args.id_prefix is not None else f"j-{secrets.token_hex(3)}-",
         )
         if args.out:
             try:

@@ -3,12 +3,14 @@
 up:   Kafka (KRaft) -> topics -> dispatch job (embedded Flink mini-cluster) -> replay of the
       sample data -> synthetic jobs -> Streamlit page. PIDs and logs under .run/demo/.
 down: stops everything by recorded PID (and a standalone Flink cluster if one is up).
+reset: after down, removes the topics' data, the job's state and the demo's logs.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -117,12 +119,35 @@ def down() -> None:
         print("stopped Kafka")
 
 
+def reset() -> None:
+    """After `make down`: forget the topics' data and the job's state, so the next run starts clean
+    (no decisions of an earlier run read again, no job id already taken)."""
+    running = [name for name in SERVICES if read_pid(_pid_file(name)) is not None]
+    if read_pid(kafka_broker.BrokerConfig().pid_file) is not None:
+        running.append("kafka")
+    if running:
+        raise SetupError(f"still running: {', '.join(running)}; run `make down` first")
+    from flink_jobs.config import JobConfig
+
+    state = os.environ.get("GRD_STATE_DIR", JobConfig.state_dir).removeprefix("file://")
+    targets = [kafka_broker.BrokerConfig().run_dir / "data", DEMO_DIR]
+    if "://" in state:
+        print(f"left {state} alone (not a local path): remove the job's state there yourself")
+    else:
+        targets.append(Path(state))
+    for path in targets:
+        if path.exists():
+            shutil.rmtree(path)
+            print(f"removed {path}")
+    print("clean: the next `make demo` (or `make kafka-up topics`) starts with empty topics and no job state")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.local.demo", description=__doc__.split("\n")[0])
-    parser.add_argument("action", choices=["up", "down"])
+    parser.add_argument("action", choices=["up", "down", "reset"])
     args = parser.parse_args(argv)
     try:
-        up() if args.action == "up" else down()
+        {"up": up, "down": down, "reset": reset}[args.action]()
     except SetupError as exc:
         fail(str(exc))
     return 0

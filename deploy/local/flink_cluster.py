@@ -207,8 +207,10 @@ def submit_command(
     if savepoint:
         args += ["-s", savepoint]
     args += ["-pym", module, "-pyfs", str(job_bundle(cfg)), "-pyexec", sys.executable, "-pyclientexec", sys.executable]
-    # The job's main returns right after submission instead of waiting for it to end.
-    return flink_cli(cfg, *args, *job_args, *(["--detached"] if detached else []), jobmanager=jobmanager)
+    # "--": everything after it is the program's, even flags the Flink CLI has too (--parallelism,
+    # --detached), which it would otherwise take as its own. The job's --detached makes its main
+    # return right after submission instead of waiting for the job to end.
+    return flink_cli(cfg, *args, "--", *job_args, *(["--detached"] if detached else []), jobmanager=jobmanager)
 
 
 def job_bundle(cfg: ClusterConfig) -> Path:

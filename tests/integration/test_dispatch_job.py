@@ -3,11 +3,15 @@ of the same semantics computed straight from udfs/ (tests/reference.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import random
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -288,3 +292,25 @@ def test_two_region_shards_agree_with_the_single_dispatcher(kafka_bootstrap, sma
     assert placement == {(0, 0), (1, 1)}
     decided_by = {d["job_id"]: d.get("site_id") for d in got[topics.DISPATCH] if d["status"] == "dispatched"}
     assert len({assign_shards(load_catalogue(small_sites), 2)[s] for s in decided_by.values()}) == 2
+
+
+def test_ctrl_c_stops_the_foreground_job_within_seconds(tmp_path):
+    """`make job-local` in a terminal: Ctrl-C (SIGINT to the process group) ends it, and the JVM with it,
+    even when started from a shell that ignored SIGINT for its background jobs."""
+    proc = subprocess.Popen([sys.executable, "-m", "flink_jobs.dispatch_job", "--bootstrap", "127.0.0.1:9",
+                             "--state-dir", str(tmp_path / "ckpt")], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        for line in proc.stdout:  # the job is built and running once it says so
+            if line.startswith("dispatch job:"):
+                break
+        time.sleep(5)
+        os.killpg(proc.pid, signal.SIGINT)
+        t0 = time.monotonic()
+        rc = proc.wait(timeout=30)
+        assert time.monotonic() - t0 < 5
+        assert rc == 130
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # whatever is left of the group
+            os.killpg(proc.pid, signal.SIGKILL)

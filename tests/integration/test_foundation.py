@@ -83,10 +83,11 @@ def test_passthrough_standalone_cluster(kafka_bootstrap, topic_prefix, standalon
     sent = price_records(1000)
     produce_json(kafka_bootstrap, topic_prefix + "prices", sent)
     jm = f"127.0.0.1:{cfg.rest_port}"
+    # --parallelism first: a flag the Flink CLI has too must still reach the program (make job JOB_ARGS=...)
     cmd = flink_cluster.submit_command(
         cfg, "flink_jobs.passthrough",
-        ["--bootstrap", kafka_bootstrap, "--topic-prefix", topic_prefix, "--bounded", "--checkpoint-interval-s", "1",
-         "--state-dir", str(cfg.run_dir / "ckpt")],
+        ["--parallelism", "2", "--bootstrap", kafka_bootstrap, "--topic-prefix", topic_prefix, "--bounded",
+         "--checkpoint-interval-s", "1", "--state-dir", str(cfg.run_dir / "ckpt")],
         jobmanager=jm,
     )
     result = flink_cluster.run_cli(cfg, cmd, timeout=300)
@@ -107,5 +108,7 @@ def test_passthrough_standalone_cluster(kafka_bootstrap, topic_prefix, standalon
             break
         time.sleep(2)
     assert status == "FINISHED"
+    vertices = flink_cluster.rest_get(cfg, f"/jobs/{jobs[0]['id']}")["vertices"]
+    assert max(v["parallelism"] for v in vertices) == 2, [(v["name"], v["parallelism"]) for v in vertices]
     got = consume_all(kafka_bootstrap, topic_prefix + "prices-out", expected=1000, timeout_s=60)
     assert canonical(values(got)) == canonical(sent)

@@ -224,7 +224,7 @@ class Runner:
     def __init__(self, bootstrap: str, prefix: str, tmp_path: Path) -> None:
         env = {k: v for k, v in os.environ.items() if k not in SCRUBBED and not k.startswith("AWS_")}
         env.update(KAFKA_BOOTSTRAP=bootstrap, GRD_TOPIC_PREFIX=prefix, GRD_RUN_DIR=str(tmp_path / "run"),
-                   S3_PORT=str(free_port()))
+                   GRD_STATE_DIR=str(tmp_path / "run" / "checkpoints"), S3_PORT=str(free_port()))
         self.env, self.bootstrap, self.prefix, self.tmp_path = env, bootstrap, prefix, tmp_path
         self.ran: list[str] = []
 
@@ -395,7 +395,24 @@ def check_dashboard(r: Runner, cmd: Make) -> None:
             proc.wait(timeout=10)
 
 
+def check_down(r: Runner, cmd: Make) -> None:
+    r.make(cmd)  # nothing of this runner's is running (its GRD_RUN_DIR is its own): stops nothing, fails nothing
+
+
+def check_reset(r: Runner, cmd: Make) -> None:
+    run = Path(r.env["GRD_RUN_DIR"])
+    leftovers = [run / "kafka" / "data" / "meta.properties", Path(r.env["GRD_STATE_DIR"]) / "chk-1" / "_metadata",
+                 run / "demo" / "dispatch-job.log"]
+    for path in leftovers:  # what a demo leaves behind
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    r.make(cmd)
+    assert not any(p.exists() for p in leftovers)
+
+
 HANDLERS = {
+    "down": check_down,
+    "reset": check_reset,
     "topics": check_topics,
     "replay": check_replay,
     "jobs": check_jobs,

@@ -132,6 +132,8 @@ def test_jobs_into_kafka_keyed_by_job_id_stamped_submitted_at(kafka_bootstrap, t
             "40",
             "--seed",
             "3",
+            "--id-prefix",
+            "j-",
             "--bootstrap",
             kafka_bootstrap,
             "--topic-prefix",

@@ -114,3 +114,21 @@ def test_stdout_closed_by_its_reader_ends_quietly():
                           shell=True, cwd=repo, capture_output=True, text=True, timeout=120)
     assert json.loads(proc.stdout)["action"] == "submit"
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+
+
+def test_cli_runs_never_reuse_job_ids_unless_asked(tmp_path):
+    # a second `make jobs` into the same topic must not resubmit j-000001 with other content
+    # (the dispatcher dead-letters that as "already submitted with different content")
+    from sources.sites import site_ids
+
+    def ids(*flags: str) -> set[str]:
+        out = tmp_path / "jobs.jsonl"
+        assert main(["--count", "5", "--seed", "7", "--rate", "20", "--start", "2018-01-01T00:00:00Z", "--max",
+                     "--out", str(out), "--no-progress", *flags]) == 0
+        return {json.loads(line)["job_id"] for line in out.read_text().splitlines()}
+
+    first, second = ids(), ids()
+    assert len(first) == 5 and not first & second
+    assert all(i.startswith("j-") for i in first)
+    fixed = {j["job_id"] for j in generate_jobs(7, 5, parse_ts_ms("2018-01-01T00:00:00Z"), 20, site_ids())}
+    assert ids("--id-prefix", "j-") == fixed
