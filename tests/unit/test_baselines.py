@@ -69,8 +69,13 @@ def specs(draw):
 def test_all_baselines_feasible_and_milp_at_least_as_good(spec) -> None:
     jobs, sites = spec
     prob = plan_problem(jobs, sites, T)
-    milp = solve_problem(prob, DispatchConfig())
+    cfg = DispatchConfig()
+    milp = solve_problem(prob, cfg)
+    # never worse than greedy; than the others, within the solver's stated tolerance (udfs.dispatch:
+    # gap_eur_rel of the tick's EUR scale; the root-only work limit may stop there)
+    tolerance = cfg.gap_eur_rel * sum(max((abs(o.cost + o.delay) for o in opts), default=0.0) for opts in prob.options)
+    assert milp.objective <= objective_of(prob, baselines.greedy(prob)) + 1e-9
     for chosen in (baselines.greedy(prob), baselines.round_robin(prob)[0], baselines.local_only(prob, ["s0"]),
                    baselines.price_only(prob)):
         assert usage_violations(prob, chosen) == []
-        assert milp.objective <= objective_of(prob, chosen) + 1e-9
+        assert milp.objective <= objective_of(prob, chosen) + tolerance + 1e-9
