@@ -55,9 +55,9 @@ def fmt(value: float | int | None, spec: str = ",.0f", suffix: str = "") -> str:
 
 
 def pipeline_now_ms() -> int:
-    """The pipeline's event time (latest tick or submission seen), else the wall clock."""
+    """The pipeline's event time (the dispatcher's tick, else the newest record), else the wall clock."""
     with reader.lock:
-        now = reader.state.event_time_ms
+        now = reader.state.clock_ms
     return now if now is not None else int(time.time() * 1000)
 
 
@@ -246,7 +246,8 @@ def live_view() -> None:
         backlog_total, records_read = reader.backlog_total, reader.records_read
         hints = state.hints(reader.missing_topics if reader.connected else ())
         empty = state.empty
-        now_ms = state.event_time_ms
+        now_ms = state.clock_ms
+        ahead_ms = state.inputs_ahead_ms()
         costs = state.current_costs(catalogue)
         decisions = state.latest_decisions(limit=100)
         cost_rows = state.cost_series()
@@ -262,9 +263,10 @@ def live_view() -> None:
             st.error(msg + ".", icon=":material/power_off:")
             return
         st.warning(msg + "; showing the data read so far.", icon=":material/power_off:")
+    ahead = f" · inputs run {ahead_ms / 3_600_000:.1f} h ahead of it (offers published ahead)" if ahead_ms else ""
     st.caption(
-        f"Pipeline event time: **{format_ts(now_ms) if now_ms else DASH}** · page refreshed "
-        f"{datetime.now(UTC).strftime('%H:%M:%S')} UTC · {records_read} records read"
+        f"Pipeline event time (the dispatcher's tick): **{format_ts(now_ms) if now_ms else DASH}**{ahead} · "
+        f"page refreshed {datetime.now(UTC).strftime('%H:%M:%S')} UTC · {records_read} records read"
     )
     if k.catching_up:
         st.info(

@@ -216,7 +216,8 @@ class DashboardState:
         self.recent_dead: deque[dict[str, Any]] = deque(maxlen=50)
         self.unreadable: dict[str, int] = dict.fromkeys(KINDS, 0)
         self.counts: dict[str, int] = dict.fromkeys(KINDS, 0)
-        self.event_time_ms: int | None = None
+        self.event_time_ms: int | None = None  # the newest timestamp of any record read (inputs run ahead)
+        self.dispatcher_ms: int | None = None  # the dispatcher's newest tick (pipeline-metrics): its clock
 
     # -- folding --------------------------------------------------------------------------
     def apply(self, kind: str, value: bytes | str | Mapping[str, Any] | None) -> bool:
@@ -310,6 +311,8 @@ class DashboardState:
         r["_tick_ms"] = tick
         self.metrics[(tick, int(_num(r.get("shard")) or 0))] = r
         self._see_time(tick)
+        if self.dispatcher_ms is None or tick > self.dispatcher_ms:
+            self.dispatcher_ms = tick
         return True
 
     def _apply_dead_letter(self, r: dict[str, Any]) -> bool:
@@ -326,6 +329,18 @@ class DashboardState:
     @property
     def empty(self) -> bool:
         return not any(self.counts.values())
+
+    @property
+    def clock_ms(self) -> int | None:
+        """The page's one clock: the dispatcher's tick (its watermark), not the newest input (day-ahead
+        offers are published a day early); before its first tick, the newest record's time."""
+        return self.dispatcher_ms if self.dispatcher_ms is not None else self.event_time_ms
+
+    def inputs_ahead_ms(self) -> int:
+        """How far the newest input record runs ahead of the dispatcher's clock."""
+        if self.dispatcher_ms is None or self.event_time_ms is None:
+            return 0
+        return max(0, self.event_time_ms - self.dispatcher_ms)
 
     def latest_metrics(self) -> list[dict[str, Any]]:
         """The pipeline-metrics records of the latest tick (one per dispatch shard)."""
@@ -349,7 +364,7 @@ class DashboardState:
         latest plan says about each (``plan``: empty when it is not in the plan's preview)."""
         rows = []
         why = {p["job_id"]: p["why"] for p in self.plan()}
-        now = self.event_time_ms
+        now = self.clock_ms
         for job_id, r in self.submitted.items():
             if job_id in self.job_decision or job_id in self.cancel_requested:
                 continue

@@ -147,6 +147,17 @@ def test_pending_queue_submit_cancel_and_decisions_in_any_order():
     assert (k.pending, k.dispatched, k.rejected, k.cancelled, k.missed_deadline) == (1, 1, 1, 0, 0)
 
 
+def test_one_clock_the_dispatchers_tick_and_how_far_the_inputs_run_ahead():
+    st = DashboardState()
+    st.apply(JOBS, submit("j1", "2018-07-01T10:00:00Z", deadline="2018-07-01T12:00:00Z"))
+    st.apply(METRICS, {"tick": "2018-07-01T10:30:00Z", "pending_jobs": 1})
+    st.apply(SITE_COSTS, cost("ams", "2018-07-02T02:30:00Z"))  # a site ticking on an offer published ahead
+    assert st.clock_ms == st.dispatcher_ms == 1_530_441_000_000  # 10:30, not the input's 02:30 next day
+    assert st.inputs_ahead_ms() == 16 * 3_600_000
+    (j1,) = st.pending_jobs()
+    assert j1["age_min"] == 30.0 and j1["to_deadline_min"] == 90.0  # on the dispatcher's clock
+
+
 def test_decisions_deduplicated_by_id_and_newest_first():
     st = DashboardState()
     st.apply(DISPATCH, decision("a", "dispatched", "2018-07-01T10:00:00Z", "d1"))
