@@ -1,7 +1,7 @@
 """Money: what a month of the real sample costs when the dispatcher plans ahead, against each baseline.
 
-    python -m bench.bench_money [--months 2018-07,2018-01] [--variants all,eu,contention] [--rate 60] [--seed 7]
-                                [--days N] [--no-write]
+    python -m bench.bench_money [--months 2018-07,2018-01] [--variants all,eu,contention,pinned] [--rate 60]
+                                [--seed 7] [--days N] [--max-nodes 0] [--no-headroom] [--no-write]
 
 Every policy runs as its own closed loop over the month with the pipeline's semantics: the tick
 inputs of ``tests/reference.py`` (offers in force and the offers *known* at each tick, day-ahead
@@ -32,7 +32,9 @@ an upper bound on the true gap (at this load capacity rarely binds).
 
 Variants: ``all`` (the five catalogue sites: ams, trn, sto real SMARD day-ahead prices, chi and tus
 synthetic US prices), ``eu`` (the three European sites alone: every price real), ``contention``
-(every site, capacities x 0.3 so that the cheap sites bind at peak).
+(every site, capacities x 0.3 so that the cheap sites bind at peak), ``pinned`` (issue 26: half the jobs
+urgent and pinned to one site, half movable, capacities x 0.4 where greedy just keeps up; ``pinned_jobs``;
+missed starts reported per priority; the plan keeps udfs.headroom's reserve, ``--no-headroom`` drops it).
 Writes the "## Money" section of docs/BENCHMARKS.md.
 """
 
@@ -399,6 +401,12 @@ def run_variant(args, month_name: str, variant: str, log=print) -> dict:
             "results": results, "hindsight": hind, "forecast_error": errors}
 
 
+def _missed(r: PolicyResult) -> str:
+    """Missed starts, and by priority where any were missed."""
+    by = ", ".join(f"p{p} {n}" for p, n in sorted(r.missed_by_priority.items()))
+    return f"{r.missed:,}" + (f" ({by})" if by else "")
+
+
 def report(runs: list[dict]) -> tuple[str, str]:
     tables = []
     verdicts = []
@@ -410,7 +418,7 @@ def report(runs: list[dict]) -> tuple[str, str]:
             per = r.cost / r.compute_hours if r.compute_hours else float("nan")
             vs = f"{(per / (g.cost / g.compute_hours) - 1) * 100:+.1f} %" if g and name != "greedy" else ""
             rows.append([name, f"{r.cost:,.2f}", f"{per * 1000:.2f}", vs, f"{r.mwh:,.2f}", f"{r.compute_hours:,.0f}",
-                         f"{r.placed:,}", f"{r.missed:,}", f"{r.unplaced_end:,}",
+                         f"{r.placed:,}", _missed(r), f"{r.unplaced_end:,}",
                          f"{np.mean(r.waits_h or [0]):.2f}", f"{np.percentile(r.waits_h or [0], 95):.2f}"])
         h = run["hindsight"]
         m = res.get("milp")
@@ -445,7 +453,8 @@ def report(runs: list[dict]) -> tuple[str, str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.bench_money", description=__doc__.split("\n")[0])
     ap.add_argument("--months", default="2018-07,2018-01", help="YYYY-MM list of the sample (default %(default)s)")
-    ap.add_argument("--variants", default="all,eu,contention", help=f"of {','.join(VARIANTS)} (default %(default)s)")
+    ap.add_argument("--variants", default="all,eu,contention,pinned",
+                    help=f"of {','.join(VARIANTS)} (default %(default)s)")
     ap.add_argument("--days", type=float, default=None, help="only the first N days of each month (quick runs)")
     ap.add_argument("--rate", type=float, default=60.0, help="jobs per hour (default %(default)s)")
     ap.add_argument("--seed", type=int, default=7)

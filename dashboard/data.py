@@ -143,6 +143,15 @@ def _num(value: Any) -> float | None:
     return _float_or_none(value)
 
 
+def like_for_like_saving_pct(cost: float | None, compute_hours: float | None, greedy_cost: float | None,
+                             greedy_compute_hours: float | None) -> float | None:
+    """1 - (plan's realised EUR per compute-hour) / (the shadow greedy's), in %, over each one's
+    finished jobs: bench.bench_money's "EUR/ch vs greedy", with the sign of a saving."""
+    if not cost or not compute_hours or not greedy_cost or not greedy_compute_hours:
+        return None
+    return (1 - (cost / compute_hours) / (greedy_cost / greedy_compute_hours)) * 100
+
+
 @dataclass
 class Kpis:
     dispatched: int = 0
@@ -158,7 +167,12 @@ class Kpis:
     cum_cost: float | None = None
     cum_greedy: float | None = None
     cum_naive: float | None = None
-    saving_vs_greedy_pct: float | None = None
+    saving_vs_greedy_pct: float | None = None  # realised, like for like: plan vs the shadow greedy
+    expected_saving_vs_greedy_pct: float | None = None  # expected cost vs greedy priced at first sight
+    shadow_completed_jobs: int | None = None
+    completed_compute_hours: float | None = None
+    shadow_completed_realised: float | None = None
+    shadow_completed_compute_hours: float | None = None
     saving_vs_naive_pct: float | None = None
     dead_letters: int = 0
     offers_expired: float | None = None
@@ -525,6 +539,14 @@ class DashboardState:
             k.completed_jobs = None if done is None else int(done)
             k.completed_expected = total("completed_expected_cost")
             k.completed_realised = total("completed_realised_cost")
+            k.completed_compute_hours = total("completed_compute_hours")
+            shadow_done = total("shadow_completed_jobs")
+            k.shadow_completed_jobs = None if shadow_done is None else int(shadow_done)
+            k.shadow_completed_realised = total("shadow_completed_realised_cost")
+            k.shadow_completed_compute_hours = total("shadow_completed_compute_hours")
+            k.saving_vs_greedy_pct = like_for_like_saving_pct(
+                k.completed_realised, k.completed_compute_hours, k.shadow_completed_realised,
+                k.shadow_completed_compute_hours)
         # Cumulative cost against each baseline over the ticks where both numbers exist.
         cost_all = greedy_cost = greedy = naive_cost = naive = 0.0
         have = {"cost": False, "greedy": False, "naive": False}
@@ -551,7 +573,7 @@ class DashboardState:
         k.cum_cost = cost_all if have["cost"] else None
         k.cum_greedy = greedy if have["greedy"] and have["cost"] else None
         k.cum_naive = naive if have["naive"] and have["cost"] else None
-        k.saving_vs_greedy_pct = (greedy - greedy_cost) / greedy * 100 if greedy > 0 else None
+        k.expected_saving_vs_greedy_pct = (greedy - greedy_cost) / greedy * 100 if greedy > 0 else None
         k.saving_vs_naive_pct = (naive - naive_cost) / naive * 100 if naive > 0 else None
         k.offers_expired, k.late_events, k.duplicates = sums["offers_expired"], sums["late_events"], sums["duplicates"]
         if self.counts[DISPATCH] == 0 and self.metrics:

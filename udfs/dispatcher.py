@@ -44,6 +44,7 @@ from udfs.dispatch import (
 )
 from udfs.forecast import HISTORY_MS, price_curve
 from udfs.headroom import UrgentDemand
+from udfs.ledger import Ledger
 from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, is_urgent, objective_of, plan_problem
 from udfs.offers import OfferBook
 from udfs.records import ParsedRecord, json_text
@@ -117,7 +118,12 @@ class Dispatcher:
         self.config = config
         self.pending: dict[str, dict[str, Any]] = {}  # job_id -> parsed submit record
         # job_id -> {"site_id", "slots", "start_ms", "end_ms", "expected", "realised", "priced_to_ms"}
-        self.running: dict[str, dict[str, Any]] = {}
+        self.ledger = Ledger()  # the plan's running jobs, charged at the offers that held
+        # The greedy rule run alongside on the same job events and site ticks, with its own pending
+        # queue and capacity, charged the same way: the like-for-like baseline of the saving.
+        self.shadow_pending: dict[str, dict[str, Any]] = {}
+        self.shadow = Ledger()
+        self.shadow_missed = 0
         self.decided: dict[str, str] = {}  # job_id -> fingerprint of its submit (duplicates, conflicts)
         self.first_sight: dict[str, tuple[float, float]] = {}  # pending job -> (greedy EUR, round-robin EUR)
         self.site_rates: dict[str, tuple[int, float | None]] = {}  # site -> (tick, EUR/slot-hour then)
@@ -126,9 +132,7 @@ class Dispatcher:
         self._last_cost: dict[str, tuple[tuple, SiteCost]] = {}
         self.rr_pointer = 0
         self.urgent = UrgentDemand()  # the urgent reserve each site keeps from movable work
-        self.cumulative = {"cost": 0.0, "cost_greedy": 0.0, "cost_naive": 0.0, "realised": 0.0,
-                           "completed_expected": 0.0, "completed_realised": 0.0, "completed_jobs": 0,
-                           "unpriced_slot_hours": 0.0, "wall_clock_limit_ticks": 0}
+        self.cumulative = {"cost": 0.0, "cost_greedy": 0.0, "cost_naive": 0.0, "wall_clock_limit_ticks": 0}
 
     # ------------------------------------------------------------------ job events
     def apply_job_event(self, parsed: ParsedRecord, out: TickOutput, counts: dict[str, int], tick_ms: int) -> None:
@@ -144,9 +148,11 @@ class Dispatcher:
                 out.dead_letters.append((parsed, "job_id: already submitted with different content"))
             else:
                 self.pending[job_id] = rec
+                self.shadow_pending[job_id] = rec
                 self.urgent.observe(job_from_record(rec))
             return
         # cancel
+        self.shadow_pending.pop(job_id, None)  # the shadow honours it too while the job waits there
         if job_id in self.pending:
             del self.pending[job_id]
             self.first_sight.pop(job_id, None)
@@ -174,10 +180,9 @@ class Dispatcher:
             self.apply_job_event(parsed, out, counts, tick_ms)
 
         self.urgent.advance(tick_ms)
-        realised = self._account_running(tick_ms)
-        committed: dict[str, int] = {}
-        for r in self.running.values():
-            committed[r["site_id"]] = committed.get(r["site_id"], 0) + r["slots"]
+        realised = self.ledger.charge(tick_ms, self.site_rates)
+        self.shadow.charge(tick_ms, self.site_rates)
+        committed = self.ledger.committed()
 
         available: list[tuple[Site, SiteInputs, Any]] = []
         offers_expired = 0
@@ -206,6 +211,7 @@ class Dispatcher:
                 out.site_cost_json.append((site_id, json_text(rec)))
             if sc.available and sc.pue is not None:
                 available.append((site, inp, sc))
+        self._shadow_tick(tick_ms, inputs)
 
         # jobs that can never run anywhere in the catalogue are rejected once, with the reason
         capacity = {s.site_id: s.capacity_slots for s in self.catalogue}
@@ -237,9 +243,8 @@ class Dispatcher:
             by_id = {j.job_id: j for j in jobs}
             for job_id, site_id in result.assignments.items():
                 job, p = by_id[job_id], result.plan[job_id]
-                self.running[job_id] = {"site_id": site_id, "slots": job.slots, "start_ms": tick_ms,
-                                        "end_ms": tick_ms + job.duration_ms, "expected": p.cost, "realised": 0.0,
-                                        "priced_to_ms": tick_ms, "movable": not is_urgent(job, cfg.delay)}
+                self.ledger.start(job_id, site_id, job.slots, tick_ms, tick_ms + job.duration_ms, p.cost,
+                                  movable=not is_urgent(job, cfg.delay))
                 g, n = self.first_sight.pop(job_id, (p.cost_now_best, p.cost_now_best))
                 cost += p.cost
                 greedy_cost += g
@@ -256,13 +261,14 @@ class Dispatcher:
                 if p.start_ms > tick_ms and len(plan_preview) < PLAN_PREVIEW:
                     plan_preview.append(_planned(job_id, by_id[job_id], p))
         # only the sites with running jobs need their rate for the next interval's charge
-        busy = {r["site_id"] for r in self.running.values()}
+        busy = set(self.ledger.committed()) | set(self.shadow.committed())
         self.site_rates = {sid: v for sid, v in self.site_rates.items() if sid in busy}
         self.cumulative["cost"] += cost
         self.cumulative["cost_greedy"] += greedy_cost
         self.cumulative["cost_naive"] += naive_cost
         statuses = [d["status"] for d in out.decisions]
         c = self.cumulative
+        lt, st = self.ledger.totals, self.shadow.totals
         c["wall_clock_limit_ticks"] = c.get("wall_clock_limit_ticks", 0) + int(bool(result and result.wall_clock_limit))
         planned_later = sum(1 for p in result.plan.values() if p.start_ms > tick_ms) if result else 0
         out.metrics = {
@@ -291,17 +297,66 @@ class Dispatcher:
             "cumulative_cost_greedy": round(c["cost_greedy"], 6),
             "cumulative_cost_naive": round(c["cost_naive"], 6),
             "realised_cost": round(realised, 6),
-            "cumulative_realised_cost": round(c["realised"], 6),
-            "completed_jobs": c["completed_jobs"],
-            "completed_expected_cost": round(c["completed_expected"], 6),
-            "completed_realised_cost": round(c["completed_realised"], 6),
-            "unpriced_slot_hours": round(c["unpriced_slot_hours"], 6),
+            "cumulative_realised_cost": round(lt["realised"], 6),
+            "completed_jobs": lt["completed_jobs"],
+            "completed_expected_cost": round(lt["completed_expected"], 6),
+            "completed_realised_cost": round(lt["completed_realised"], 6),
+            "completed_compute_hours": round(lt["completed_compute_hours"], 6),
+            # the shadow greedy on the same job events and site ticks (udfs.ledger accounting both):
+            # the like-for-like saving is per compute-hour of the finished jobs, plan against shadow
+            "shadow_completed_jobs": st["completed_jobs"],
+            "shadow_completed_realised_cost": round(st["completed_realised"], 6),
+            "shadow_completed_compute_hours": round(st["completed_compute_hours"], 6),
+            "shadow_running_jobs": len(self.shadow.running),
+            "shadow_pending_jobs": len(self.shadow_pending),
+            "shadow_missed_deadline": self.shadow_missed,
+            "unpriced_slot_hours": round(lt["unpriced_slot_hours"], 6),
             "plan": plan_preview,
             "offers_expired": offers_expired,
             **{k: v for k, v in counts.items()},
             "dead_letters": counts.get("dead_letters", 0) + len(out.dead_letters),
         }
         return out
+
+    def _shadow_tick(self, tick_ms: int, inputs: dict[str, SiteInputs]) -> None:
+        """The greedy rule at this tick on the shadow's own queue and capacity (bench.bench_money's
+        greedy loop): a job whose latest start has passed is missed; the rest start now in priority
+        order at the allowed site with room whose cost per compute-hour is lowest now, or wait."""
+        for job_id in sorted(self.shadow_pending):
+            deadline = self.shadow_pending[job_id].get("deadline_ms")
+            if deadline is not None and deadline < tick_ms:
+                del self.shadow_pending[job_id]
+                self.shadow_missed += 1
+        capacity = {s.site_id: s.capacity_slots for s in self.catalogue}
+        jobs = []
+        for job_id in sorted(self.shadow_pending):
+            job = job_from_record(self.shadow_pending[job_id])
+            if rejection_reason(job, capacity):
+                del self.shadow_pending[job_id]
+            elif job.submitted_ms <= tick_ms:
+                jobs.append(job)
+        if not jobs:
+            return
+        committed = self.shadow.committed()
+        end = tick_ms + min(MAX_CURVE_RUN_MS, max(j.duration_ms for j in jobs))
+        plans = []
+        for site_id in sorted(inputs):
+            site, inp = self.catalogue.get(site_id), inputs[site_id]
+            if site is None:
+                continue
+            sc = site_cost(site, price_per_mwh=inp.price_per_mwh, temp_c=inp.temp_c, rel_humidity=inp.rel_humidity,
+                           committed_slots=committed.get(site_id, 0), online=inp.online,
+                           capacity_slots=inp.capacity_slots)
+            if sc.available and sc.pue is not None:  # greedy looks at the rate now only
+                plans.append(SitePlan(site_id, site.region, sc.available_slots, sc.capacity_slots,
+                                      CostCurve.flat(tick_ms, sc.cost_per_compute_hour_eur, end)))
+        prob = plan_problem(jobs, plans, tick_ms, tick_len_ms=self.config.tick_len_ms,
+                            horizon_ms=self.config.tick_len_ms, delay=self.config.delay)
+        for jn, o in sorted(greedy(prob).items()):
+            job = prob.jobs[jn]
+            self.shadow.start(job.job_id, prob.sites[o.site].site_id, job.slots, tick_ms, tick_ms + job.duration_ms,
+                              o.cost)
+            del self.shadow_pending[job.job_id]
 
     def _site_plans(self, tick_ms: int, jobs: list[Job], available: list[tuple[Site, SiteInputs, Any]],
                     committed: dict[str, int]) -> list[SitePlan]:
@@ -341,34 +396,11 @@ class Dispatcher:
             if gc == gc:  # not NaN: the job could start somewhere now
                 self.first_sight[job.job_id] = (gc, nc)
 
-    def _account_running(self, tick_ms: int) -> float:
-        """Charge the running jobs for the interval since each site's last tick at the rate that
-        held then (``site_rates``, set by run_tick from each site's cost); release the jobs that
-        have ended. Returns the EUR charged at this tick."""
-        charged = 0.0
-        for job_id in sorted(self.running):
-            r = self.running[job_id]
-            upto = min(tick_ms, r["end_ms"])
-            if upto > r["priced_to_ms"]:
-                rate = self.site_rates.get(r["site_id"], (0, None))[1]
-                slot_h = r["slots"] * (upto - r["priced_to_ms"]) / HOUR_MS
-                if rate is None:
-                    self.cumulative["unpriced_slot_hours"] += slot_h
-                else:
-                    r["realised"] += slot_h * rate
-                    charged += slot_h * rate
-                r["priced_to_ms"] = upto
-            if r["end_ms"] <= tick_ms:
-                self.cumulative["completed_jobs"] += 1
-                self.cumulative["completed_expected"] += r["expected"]
-                self.cumulative["completed_realised"] += r["realised"]
-                del self.running[job_id]
-        self.cumulative["realised"] += charged
-        return charged
-
     def signature(self) -> tuple:
         """Changes whenever the state does (the operator writes the state only then)."""
         return (len(self.pending), len(self.running), len(self.decided), len(self.first_sight), self.rr_pointer,
+                tuple(self.ledger.totals.values()), tuple(self.shadow.totals.values()), len(self.shadow.running),
+                len(self.shadow_pending), self.shadow_missed,
                 tuple((k, len(v)) for k, v in sorted(self.urgent.active.items())),
                 tuple((k, v[-1] if v else None) for k, v in sorted(self.urgent.peaks.items())),
                 tuple(self.cumulative.values()), tuple(sorted(self.site_rates.items())))
@@ -383,10 +415,16 @@ class Dispatcher:
         return min(deadlines) // tick_len_ms * tick_len_ms
 
     # ------------------------------------------------------------------ state
-    STATE_VERSION = 2
+    STATE_VERSION = 3
+
+    @property
+    def running(self) -> dict[str, dict[str, Any]]:
+        return self.ledger.running
 
     def to_state(self) -> dict[str, Any]:
-        return {"version": self.STATE_VERSION, "pending": self.pending, "running": self.running,
+        return {"version": self.STATE_VERSION, "pending": self.pending, "ledger": self.ledger.to_state(),
+                "shadow": {"pending": self.shadow_pending, "ledger": self.shadow.to_state(),
+                           "missed": self.shadow_missed},
                 "decided": self.decided, "first_sight": self.first_sight, "site_rates": self.site_rates,
                 "rr_pointer": self.rr_pointer, "cumulative": self.cumulative, "urgent": self.urgent.to_state()}
 
@@ -397,7 +435,10 @@ class Dispatcher:
             raise ValueError(f"dispatcher state version {state.get('version', 1)} does not match this job's "
                              f"{self.STATE_VERSION}: start the job without this savepoint (docs/DEPLOY.md)")
         self.pending = dict(state["pending"])
-        self.running = {k: dict(v) for k, v in state["running"].items()}
+        self.ledger.load_state(state["ledger"])
+        self.shadow_pending = dict(state["shadow"]["pending"])
+        self.shadow.load_state(state["shadow"]["ledger"])
+        self.shadow_missed = int(state["shadow"]["missed"])
         self.decided = dict(state["decided"])
         self.first_sight = {k: tuple(v) for k, v in state["first_sight"].items()}  # type: ignore[misc]
         self.site_rates = {k: tuple(v) for k, v in state["site_rates"].items()}  # type: ignore[misc]

@@ -191,7 +191,8 @@ def test_kpis_cumulative_cost_and_savings_on_same_ticks():
     st.apply(METRICS, {"tick": "2018-07-01T10:05:00Z", "cost": 3.0, "cost_greedy": 6.0})  # duplicate tick
     k = st.kpis({"site-costs": 3, "dispatch": 2})
     assert k.cum_cost == 9.0 and k.cum_greedy == 8.0 and k.cum_naive == 4.0
-    assert k.saving_vs_greedy_pct == pytest.approx((8.0 - 4.0) / 8.0 * 100)  # only ticks 10:00 and 10:05
+    assert k.expected_saving_vs_greedy_pct == pytest.approx((8.0 - 4.0) / 8.0 * 100)  # only ticks 10:00 and 10:05
+    assert k.saving_vs_greedy_pct is None  # no finished jobs of plan and shadow greedy yet
     assert k.saving_vs_naive_pct == pytest.approx((4.0 - 1.0) / 4.0 * 100)  # only tick 10:00
     assert (k.ticks, k.latest_tick, k.solve_ms, k.solver, k.pipeline_pending) == (
         3, "2018-07-01T10:10:00Z", 8.0, None, None)
@@ -200,6 +201,21 @@ def test_kpis_cumulative_cost_and_savings_on_same_ticks():
     # Without dispatch records the counters fall back to the pipeline's per-tick numbers.
     st.apply(METRICS, {"tick": "2018-07-01T10:15:00Z", "dispatched": 4, "missed_deadline": 1})
     assert (st.kpis().dispatched, st.kpis().missed_deadline) == (4, 1)
+
+
+def test_saving_tile_is_the_realised_like_for_like_figure_per_compute_hour():
+    st = DashboardState()
+    # the latest tick's cumulative totals count; each shard's add up
+    st.apply(METRICS, {"tick": "2018-07-01T10:00:00Z", "completed_realised_cost": 1.0, "completed_compute_hours": 1.0,
+                       "shadow_completed_realised_cost": 1.0, "shadow_completed_compute_hours": 1.0})
+    for shard, (plan, plan_ch, greedy, greedy_ch) in enumerate([(8.0, 100.0, 12.0, 120.0), (1.0, 20.0, 2.0, 20.0)]):
+        st.apply(METRICS, {"tick": "2018-07-01T10:05:00Z", "shard": shard, "completed_realised_cost": plan,
+                           "completed_compute_hours": plan_ch, "shadow_completed_realised_cost": greedy,
+                           "shadow_completed_compute_hours": greedy_ch, "cost": 5.0, "cost_greedy": 50.0})
+    k = st.kpis()
+    # plan 9 EUR / 120 ch = 0.075; greedy 14 EUR / 140 ch = 0.1: 25 % cheaper per compute-hour
+    assert k.saving_vs_greedy_pct == pytest.approx(25.0)
+    assert k.expected_saving_vs_greedy_pct == pytest.approx(90.0)  # the expected figure stays apart
 
 
 def test_kpis_with_no_metrics_are_missing_not_zero():
