@@ -55,9 +55,11 @@ def fmt(value: float | int | None, spec: str = ",.0f", suffix: str = "") -> str:
 
 
 def pipeline_now_ms() -> int:
-    """The pipeline's event time (the dispatcher's tick, else the newest record), else the wall clock."""
+    """When a job submitted from the page happens: the newest record's time (where the watermark is
+    going; the dispatcher's tick is behind it, and a job stamped there would arrive late), else the
+    wall clock."""
     with reader.lock:
-        now = reader.state.clock_ms
+        now = reader.state.event_time_ms
     return now if now is not None else int(time.time() * 1000)
 
 
@@ -151,7 +153,7 @@ def sidebar() -> float | None:
     sb.subheader("Cancel a job")
     reader.poll(max_records=CONFIG.max_records_per_refresh)  # the sidebar reruns only on a full rerun
     with reader.lock:
-        pending_ids = [row["job_id"] for row in reader.state.pending_jobs()]
+        pending_ids = [row["job_id"] for row in reader.state.pending_jobs() + reader.state.unseen_jobs()]
     with sb.form("cancel_job", border=True):
         # No count here: the list is as of the last full rerun, the live queue is on the page.
         st.selectbox("Pending job", options=pending_ids, index=None, key="cancel_job_pick",
@@ -176,8 +178,8 @@ def kpi_tiles(k: Kpis) -> None:
     row[0].metric("Dispatched", fmt(k.dispatched), help="Jobs placed on a site (dispatch topic).")
     row[1].metric(
         "Pending", k.pending_text(),
-        help="Submitted and neither decided nor cancelled yet, as read so far: the job queue below. "
-        "Shown once the page has read the topics' backlog (a job may be read before its decision).",
+        help="Jobs the dispatcher has seen and not decided at its latest tick (its pipeline-metrics): "
+        "the job queue below. Jobs submitted after its clock are listed apart, as not yet seen.",
     )
     row[2].metric("Missed deadlines", fmt(k.missed_deadline))
     row[3].metric("Cancelled / rejected", f"{k.cancelled} / {k.rejected}")
@@ -247,7 +249,8 @@ def live_view() -> None:
     with reader.lock:  # one snapshot: every number on the page comes from the same read
         state = reader.state
         pending = state.pending_jobs()
-        k = state.kpis(reader.lag_by_topic if reader.connected else None, pending=pending, backlog=reader.backlog)
+        k = state.kpis(reader.lag_by_topic if reader.connected else None, backlog=reader.backlog)
+        unseen = state.unseen_jobs()
         backlog_total, records_read = reader.backlog_total, reader.records_read
         hints = state.hints(reader.missing_topics if reader.connected else ())
         empty = state.empty
@@ -369,6 +372,8 @@ def live_view() -> None:
         if not df.empty:
             by, ascending = PENDING_ORDER[order]
             df = df.sort_values(by=by, ascending=ascending, na_position="last", kind="stable")
+        if len(pending) < k.pending:
+            st.caption(f"The oldest {len(pending):,} of {k.pending:,}, as the dispatcher lists them.")
         st.dataframe(
             df, hide_index=True, width="stretch", key="pending_table",
             column_config={
@@ -379,6 +384,9 @@ def live_view() -> None:
                 "submitted_at": "submitted",
             },
         )
+        if unseen:
+            st.caption(f"Submitted, not yet seen by the dispatcher (after its clock): {len(unseen):,}, the "
+                       f"first {', '.join(r['job_id'] for r in unseen[:5])}.")
     with right:
         st.subheader("Latest dispatch decisions")
         status = st.selectbox(

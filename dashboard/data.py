@@ -374,23 +374,30 @@ class DashboardState:
         return rows
 
     def pending_jobs(self) -> list[dict[str, Any]]:
-        """Submitted jobs with no decision and no cancel request yet, oldest first, with what the
-        latest plan says about each (``plan``: empty when it is not in the plan's preview)."""
-        rows = []
+        """The dispatcher's own queue at its latest tick (pipeline-metrics ``queue``: seen and not
+        decided, oldest first, at most its first 500), each with its plan or "not planned yet"; ages
+        on the dispatcher's clock. The Pending tile counts the dispatcher's ``pending_jobs``."""
         why = {p["job_id"]: p["why"] for p in self.plan()}
         now = self.clock_ms
-        for job_id, r in self.submitted.items():
-            if job_id in self.job_decision or job_id in self.cancel_requested:
-                continue
-            submitted = r["_submitted_ms"]
-            deadline = _ts(r.get("deadline")) if r.get("deadline") is not None else None
-            sites = r.get("sites")
-            rows.append(
-                {
-                    "job_id": job_id,
-                    "priority": r.get("priority"),
-                    "compute_hours": _num(r.get("compute_hours")),
-                    "slots": r.get("slots"),
+        rows = []
+        for r in self.latest_metrics():
+            for q in r.get("queue") or ():
+                if not isinstance(q, dict) or not q.get("job_id") or _ts(q.get("submitted_at")) is None:
+                    continue
+                submitted = _ts(q["submitted_at"])
+                deadline = _ts(q.get("deadline")) if q.get("deadline") is not None else None
+                sites = q.get("sites")
+                if q["job_id"] in why:
+                    plan = why[q["job_id"]]
+                elif q.get("site_id") and q.get("start_at"):
+                    plan = plan_text(q)
+                else:
+                    plan = "not planned yet"
+                rows.append({
+                    "job_id": q["job_id"],
+                    "priority": q.get("priority"),
+                    "compute_hours": _num(q.get("compute_hours")),
+                    "slots": q.get("slots"),
                     "submitted_at": format_ts(submitted),
                     "age_min": round(max(0, (now or submitted) - submitted) / 60000, 1),
                     "deadline": format_ts(deadline) if deadline is not None else None,
@@ -398,9 +405,27 @@ class DashboardState:
                         round((deadline - (now or submitted)) / 60000, 1) if deadline is not None else None
                     ),
                     "sites": ", ".join(map(str, sites)) if isinstance(sites, list) and sites else "any",
-                    "plan": why.get(job_id, ""),
-                }
-            )
+                    "plan": plan,
+                })
+        rows.sort(key=lambda row: (row["submitted_at"], row["job_id"]))
+        return rows
+
+    def unseen_jobs(self) -> list[dict[str, Any]]:
+        """Submitted, not decided or cancelled, and not in the dispatcher's latest queue: it has not
+        reached them yet (beyond a queue it listed only in part: those submitted after its clock)."""
+        lasts = self.latest_metrics()
+        queued = {q.get("job_id") for r in lasts for q in (r.get("queue") or ()) if isinstance(q, dict)}
+        listed_all = sum(len(r.get("queue") or ()) for r in lasts) >= sum(_num(r.get("pending_jobs")) or 0
+                                                                          for r in lasts)
+        clock = self.dispatcher_ms
+
+        def seen(job_id: str, submitted: int) -> bool:
+            return job_id in queued or (not listed_all and clock is not None and submitted <= clock)
+
+        rows = [{"job_id": job_id, "priority": r.get("priority"), "submitted_at": format_ts(r["_submitted_ms"])}
+                for job_id, r in self.submitted.items()
+                if job_id not in self.job_decision and job_id not in self.cancel_requested
+                and not seen(job_id, r["_submitted_ms"])]
         rows.sort(key=lambda row: (row["submitted_at"], row["job_id"]))
         return rows
 
@@ -501,17 +526,16 @@ class DashboardState:
     def kpis(
         self,
         lag_by_topic: Mapping[str, int] | None = None,
-        pending: list[dict[str, Any]] | None = None,
         backlog: int | None = None,
     ) -> Kpis:
-        """The tiles. ``pending``: the rows of ``pending_jobs()`` when the caller already has them
-        (the page shows that list and counts it: one source for both); ``backlog``: see Kpis."""
+        """The tiles. Pending is the dispatcher's own count at its latest tick (the queue below lists
+        the same jobs, its first 500); ``backlog``: see Kpis."""
         k = Kpis(
             dispatched=self.status_counts.get("dispatched", 0),
             cancelled=self.status_counts.get("cancelled", 0),
             missed_deadline=self.status_counts.get("missed-deadline", 0),
             rejected=self.status_counts.get("rejected", 0),
-            pending=len(self.pending_jobs() if pending is None else pending),
+            pending=0,
             backlog=backlog,
             dead_letters=self.dead_letters,
             ticks=len({tick for tick, _ in self.metrics}),
@@ -525,6 +549,7 @@ class DashboardState:
             k.latest_tick = format_ts(latest)
             pending = [p for p in (_num(r.get("pending_jobs")) for r in lasts) if p is not None]
             k.pipeline_pending = int(sum(pending)) if pending else None
+            k.pending = k.pipeline_pending or 0
             k.solver = lasts[0].get("solver") if isinstance(lasts[0].get("solver"), str) else None
             solve = [v for v in (_num(r.get("solve_ms")) for r in lasts) if v is not None]
             k.solve_ms = max(solve) if solve else None  # shards solve side by side

@@ -52,6 +52,7 @@ from udfs.timeutil import format_ts
 
 MAX_CURVE_RUN_MS = 7 * 24 * HOUR_MS  # beyond this much of a run the curve's last rate continues
 PLAN_PREVIEW = 25  # planned (waiting) jobs listed per pipeline-metrics record, soonest first
+QUEUE_LIMIT = 500  # pending jobs listed per pipeline-metrics record (the page's queue), oldest first
 
 
 @dataclass(frozen=True)
@@ -312,11 +313,28 @@ class Dispatcher:
             "shadow_missed_deadline": self.shadow_missed,
             "unpriced_slot_hours": round(lt["unpriced_slot_hours"], 6),
             "plan": plan_preview,
+            "queue": self._queue(result),
             "offers_expired": offers_expired,
             **{k: v for k, v in counts.items()},
             "dead_letters": counts.get("dead_letters", 0) + len(out.dead_letters),
         }
         return out
+
+    def _queue(self, result: DispatchResult | None) -> list[dict[str, Any]]:
+        """What the dispatcher has seen and not decided after this tick, oldest first, each with its
+        place in the plan (site and start) or none ("not planned yet"): the page's job queue."""
+        rows = []
+        plan = result.plan if result else {}
+        for job_id, rec in sorted(self.pending.items(), key=lambda kv: (kv[1]["submitted_at_ms"], kv[0])):
+            if len(rows) >= QUEUE_LIMIT:
+                break
+            p = plan.get(job_id)
+            deadline = rec.get("deadline_ms")
+            rows.append({"job_id": job_id, "priority": rec["priority"], "compute_hours": rec["compute_hours"],
+                         "slots": rec["slots"], "submitted_at": format_ts(rec["submitted_at_ms"]),
+                         "deadline": None if deadline is None else format_ts(deadline), "sites": rec.get("sites"),
+                         "site_id": p.site_id if p else None, "start_at": format_ts(p.start_ms) if p else None})
+        return rows
 
     def _shadow_tick(self, tick_ms: int, inputs: dict[str, SiteInputs]) -> None:
         """The greedy rule at this tick on the shadow's own queue and capacity (bench.bench_money's

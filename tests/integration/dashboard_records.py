@@ -86,6 +86,15 @@ DECISIONS = [
     decision("j-003", "missed-deadline", None, TICKS[1], None, reason="deadline 2018-07-01T10:00:00Z passed"),
     decision("j-004", "cancelled", None, TICKS[1], None, reason="cancelled by request"),
 ]
+# the dispatcher's own queue (pipeline-metrics "queue"): j-005 not planned yet, j-006 planned (see "plan")
+QUEUE = {
+    "j-005": {"job_id": "j-005", "priority": 4, "compute_hours": 12.0, "slots": 4,
+              "submitted_at": "2018-07-01T10:02:00Z", "deadline": "2018-07-01T16:00:00Z", "sites": None,
+              "site_id": None, "start_at": None},
+    "j-006": {"job_id": "j-006", "priority": 1, "compute_hours": 3.0, "slots": 1,
+              "submitted_at": "2018-07-01T10:06:00Z", "deadline": None, "sites": None,
+              "site_id": "sto", "start_at": "2018-07-02T03:00:00Z"},
+}
 METRICS = [
     {"tick": TICKS[0], "pending_jobs": 3, "dispatched": 1, "solve_ms": 30.0, "solver": "milp", "cost": 1.0,
      "cost_greedy": 2.0, "cost_naive": 3.0, "offers_expired": 0, "late_events": 1, "duplicates": 0, "dead_letters": 1},
@@ -96,6 +105,7 @@ METRICS = [
      "cost_naive": 4.0, "offers_expired": 1, "planned_jobs": 1, "completed_jobs": 1, "completed_expected_cost": 1.0,
      "completed_realised_cost": 1.1, "completed_compute_hours": 2.0, "shadow_completed_realised_cost": 1.5,
      "shadow_completed_compute_hours": 2.5, "shadow_completed_jobs": 2,
+     "queue": [QUEUE["j-005"], QUEUE["j-006"]],
      "plan": [{"job_id": "j-006", "site_id": "sto", "start_at": "2018-07-02T03:00:00Z", "priority": 7,
                "expected_cost": 0.62, "greedy_cost": 1.0, "saving": 0.38, "forecast_share": 0.25}]},
 ]

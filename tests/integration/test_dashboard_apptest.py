@@ -95,7 +95,7 @@ def test_tiles_and_tables_show_the_scripted_numbers_and_refresh_incrementally(pa
     assert pending.set_index("job_id").loc["j-005", "age_min"] == 8.0  # 10:02 -> 10:10
     # why a job waits: the latest plan's line, in the queue and in the plan table
     assert pending.set_index("job_id").loc["j-006", "plan"] == e["plan_why"]
-    assert pending.set_index("job_id").loc["j-005", "plan"] == ""
+    assert pending.set_index("job_id").loc["j-005", "plan"] == "not planned yet"
     assert list(frame(at, "plan_table")["why"]) == [e["plan_why"]]
 
     decisions = frame(at, "decisions_table")
@@ -116,6 +116,9 @@ def test_tiles_and_tables_show_the_scripted_numbers_and_refresh_incrementally(pa
     more = [
         (T.DISPATCH, "j-005", R.decision("j-005", "dispatched", "trn", R.TICKS[2], 0.9), parse_ts_ms(R.TICKS[2])),
         (T.DEAD_LETTER, "sto", {**R.DEAD[0], "offset": 813}, parse_ts_ms(R.TICKS[2])),
+        # the dispatcher's next tick: its queue without j-005
+        (T.PIPELINE_METRICS, "metrics", {"tick": "2018-07-01T10:15:00Z", "pending_jobs": 1,
+                                         "queue": [R.QUEUE["j-006"]]}, parse_ts_ms("2018-07-01T10:15:00Z")),
     ]
     R.produce(bootstrap, prefix, more)
     at.run()
@@ -199,10 +202,12 @@ def test_submit_and_cancel_through_the_forms_write_the_right_records(page_env):
     assert sum(len(v) for v in by_key.values()) == n_jobs + 1  # the refused one was not written
     assert at.text_input(key="form_job_id").value != "ui-test-1"  # a fresh id for the next job
 
-    # The page reads its own submission back from `jobs`: it is now pending and cancellable.
+    # The page reads its own submission back from `jobs`: not yet seen by the dispatcher (shown
+    # apart from its queue, which the Pending tile counts), and cancellable.
     at.run()
-    assert "ui-test-1" in list(frame(at, "pending_table")["job_id"])
-    assert tiles(at)["Pending"] == "3"
+    assert "ui-test-1" not in list(frame(at, "pending_table")["job_id"])
+    assert "not yet seen by the dispatcher" in caption_text(at) and "ui-test-1" in caption_text(at)
+    assert tiles(at)["Pending"] == "2"
     assert "ui-test-1" in at.selectbox(key="cancel_job_pick").options
 
     at.selectbox(key="cancel_job_pick").select("ui-test-1")

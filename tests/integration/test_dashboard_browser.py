@@ -159,7 +159,7 @@ def check_live_page(page, url: str, bootstrap: str, prefix: str, log: Path) -> P
     page.goto(url)
     failed = ARTIFACTS / "dashboard-failed.png"
     text = wait_for_text(
-        page, [*R.SITE_NAMES.values(), "Synthetic price", "j-002", "dispatched", "25.0 %", "Job queue: 2 pending"],
+        page, [*R.SITE_NAMES.values(), "Synthetic price", "j-002", "dispatched", "8.3 %", "Job queue: 2 pending"],
         90, failed, log,
     )
     assert "Cannot reach Kafka" not in text and "Traceback" not in text and "Catching up" not in text
@@ -170,7 +170,9 @@ def check_live_page(page, url: str, bootstrap: str, prefix: str, log: Path) -> P
     # The pipeline writes another decision: the open page shows it without a reload.
     tick = "2018-07-01T10:15:00Z"
     R.produce(bootstrap, prefix, [(T.DISPATCH, "j-005", R.decision("j-005", "dispatched", "trn", tick, 0.9),
-                                   parse_ts_ms(tick))])
+                                   parse_ts_ms(tick)),
+                                  (T.PIPELINE_METRICS, "metrics", {"tick": tick, "pending_jobs": 1,
+                                                                   "queue": [R.QUEUE["j-006"]]}, parse_ts_ms(tick))])
     text = wait_for_text(page, ["j-005", "Job queue: 1 pending"], 45, failed, log)
     assert "dispatched → Turin" in text
 

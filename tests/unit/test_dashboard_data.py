@@ -129,28 +129,35 @@ def test_history_is_bounded_and_keeps_newest():
 
 
 # ---------------------------------------------------------------------------- fold: jobs and decisions
-def test_pending_queue_submit_cancel_and_decisions_in_any_order():
+def queue_row(job: str, at: str, priority: int = 5, site: str | None = None, start: str | None = None, **extra):
+    return {"job_id": job, "priority": priority, "compute_hours": 4.0, "slots": 2, "submitted_at": at,
+            "deadline": None, "sites": None, "site_id": site, "start_at": start, **extra}
+
+
+def test_the_queue_is_the_dispatchers_own_with_its_plan_and_unseen_jobs_apart():
     st = DashboardState()
-    st.apply(DISPATCH, decision("j3", "dispatched", "2018-07-01T10:05:00Z"))  # decision read before its submit
     for i, job in enumerate(["j1", "j2", "j3", "j4"]):
-        st.apply(JOBS, submit(job, f"2018-07-01T10:0{i}:00Z", priority=i, deadline="2018-07-01T12:00:00Z"))
-    st.apply(JOBS, submit("j1", "2018-07-01T10:09:00Z"))  # re-sent submit keeps the first
-    st.apply(JOBS, {"action": "cancel", "job_id": "j2", "submitted_at": "2018-07-01T10:06:00Z"})
-    st.apply(DISPATCH, decision("j4", "rejected", "2018-07-01T10:05:00Z", site=None))
+        st.apply(JOBS, submit(job, f"2018-07-01T10:0{i}:00Z", priority=i))
+    st.apply(JOBS, submit("j9", "2018-07-01T10:30:00Z"))  # after the dispatcher's clock: not seen yet
+    st.apply(DISPATCH, decision("j3", "dispatched", "2018-07-01T10:05:00Z"))
+    st.apply(METRICS, {"tick": "2018-07-01T10:10:00Z", "pending_jobs": 3, "queue": [
+        queue_row("j1", "2018-07-01T10:00:00Z", 0, deadline="2018-07-01T12:00:00Z"),
+        queue_row("j2", "2018-07-01T10:01:00Z", 1, "sto", "2018-07-01T14:00:00Z"),
+        queue_row("j4", "2018-07-01T10:03:00Z", 3)]})
     pending = st.pending_jobs()
-    assert [p["job_id"] for p in pending] == ["j1"]
-    j1 = pending[0]
-    assert j1["submitted_at"] == "2018-07-01T10:00:00Z"
-    assert j1["age_min"] == 9.0  # event time now = the re-sent submit at 10:09
-    assert j1["to_deadline_min"] == 111.0 and j1["sites"] == "any"
+    assert [(p["job_id"], p["plan"]) for p in pending] == [
+        ("j1", "not planned yet"), ("j2", "waiting for 14:00 at sto"), ("j4", "not planned yet")]
+    assert pending[0]["age_min"] == 10.0 and pending[0]["to_deadline_min"] == 110.0  # on the dispatcher's clock
+    assert [u["job_id"] for u in st.unseen_jobs()] == ["j9"]
     k = st.kpis()
-    assert (k.pending, k.dispatched, k.rejected, k.cancelled, k.missed_deadline) == (1, 1, 1, 0, 0)
+    assert (k.pending, k.dispatched) == (3, 1)
 
 
 def test_one_clock_the_dispatchers_tick_and_how_far_the_inputs_run_ahead():
     st = DashboardState()
     st.apply(JOBS, submit("j1", "2018-07-01T10:00:00Z", deadline="2018-07-01T12:00:00Z"))
-    st.apply(METRICS, {"tick": "2018-07-01T10:30:00Z", "pending_jobs": 1})
+    st.apply(METRICS, {"tick": "2018-07-01T10:30:00Z", "pending_jobs": 1,
+                       "queue": [queue_row("j1", "2018-07-01T10:00:00Z", deadline="2018-07-01T12:00:00Z")]})
     st.apply(SITE_COSTS, cost("ams", "2018-07-02T02:30:00Z"))  # a site ticking on an offer published ahead
     assert st.clock_ms == st.dispatcher_ms == 1_530_441_000_000  # 10:30, not the input's 02:30 next day
     assert st.inputs_ahead_ms() == 16 * 3_600_000
@@ -317,7 +324,7 @@ def test_reader_polls_only_new_records():
         "p-site-costs": [[enc(cost("ams", f"2018-07-01T10:0{i}:00Z")) for i in range(5)], []],
         "p-dispatch": [[enc(decision("j1", "dispatched", "2018-07-01T10:01:00Z"))]],
         "p-jobs": [[enc(submit("j1", "2018-07-01T10:00:00Z")), enc(submit("j2", "2018-07-01T10:00:00Z"))]],
-        "p-pipeline-metrics": [[enc({"tick": "2018-07-01T10:01:00Z", "cost": 1.0})]],
+        "p-pipeline-metrics": [[enc({"tick": "2018-07-01T10:01:00Z", "cost": 1.0, "pending_jobs": 1})]],
         "p-dead-letter": [[]],
     }
     fake = FakeConsumer(topics)
@@ -332,7 +339,7 @@ def test_reader_polls_only_new_records():
     again = reader.poll()
     assert again.new_records == 2 and fake.handed_out == 11 and reader.records_read == 11
     k = reader.state.kpis()
-    assert (k.pending, k.dispatched, k.dead_letters) == (0, 2, 1)
+    assert (k.pending, k.dispatched, k.dead_letters) == (1, 2, 1)  # pending as of the dispatcher's last tick
 
 
 def test_reader_budget_leaves_lag_visible():
@@ -359,32 +366,32 @@ def test_reader_says_it_is_catching_up_until_it_has_read_what_was_there_at_start
 
     assert reader.poll(max_records=4).new_records == 4
     assert (reader.backlog, reader.backlog_total) == (7, 11)
-    pending = reader.state.pending_jobs()
-    k = reader.state.kpis(reader.lag_by_topic, pending=pending, backlog=reader.backlog)
-    assert k.catching_up and k.pending == len(pending) and k.pending_text() == "catching up"
+    k = reader.state.kpis(reader.lag_by_topic, backlog=reader.backlog)
+    assert k.catching_up and k.pending_text() == "catching up"
 
     topics["jobs"][0].append(enc(submit("j9", "2018-07-01T10:11:00Z")))  # written after the page started
     assert reader.poll(max_records=4).new_records == 4 and reader.backlog == 3
     assert reader.poll(max_records=3).new_records == 3
     assert reader.backlog is None and reader.caught_up and reader.lag_by_topic == {"jobs": 1, "dispatch": 0}
-    pending = reader.state.pending_jobs()
-    k = reader.state.kpis(reader.lag_by_topic, pending=pending, backlog=reader.backlog)
-    assert not k.catching_up and k.pending_text() == "1" == str(len(pending))  # j5: j9 not read yet
+    k = reader.state.kpis(reader.lag_by_topic, backlog=reader.backlog)
+    assert not k.catching_up and k.pending_text() == "0"  # no dispatcher tick read: nothing it has seen
+    assert [u["job_id"] for u in reader.state.unseen_jobs()] == ["j5"]  # j9 not read yet
 
     topics["dispatch"][0].extend([enc(decision("j5", "dispatched", "2018-07-01T10:15:00Z"))] * 3)
     reader.poll(max_records=1)  # live updates after that are lag, not catching up again
     assert reader.backlog is None and sum(reader.lag_by_topic.values()) == 3
 
 
-def test_pending_tile_and_queue_count_the_same_rows():
+def test_pending_tile_and_queue_count_the_same_jobs():
     st = DashboardState()
-    for i in range(3):
-        st.apply(JOBS, submit(f"j{i}", f"2018-07-01T10:0{i}:00Z"))
-    pending = st.pending_jobs()
-    st.apply(DISPATCH, decision("j0", "dispatched", "2018-07-01T10:05:00Z"))  # read after the rows were taken
-    k = st.kpis(pending=pending)
-    assert k.pending == len(pending) == 3 and k.pending_text() == "3"
-    assert st.kpis().pending == 2 and Kpis(pending=1234).pending_text() == "1,234"
+    assert st.kpis().pending == 0 and st.pending_jobs() == []
+    rows = [queue_row(f"j{i}", f"2018-07-01T10:0{i}:00Z") for i in range(3)]
+    st.apply(METRICS, {"tick": "2018-07-01T10:05:00Z", "shard": 0, "pending_jobs": 2, "queue": rows[:2]})
+    st.apply(METRICS, {"tick": "2018-07-01T10:05:00Z", "shard": 1, "pending_jobs": 1, "queue": rows[2:]})
+    assert st.kpis().pending == len(st.pending_jobs()) == 3  # shards add up
+    st.apply(DISPATCH, decision("j0", "dispatched", "2018-07-01T10:10:00Z"))  # the queue changes at the next tick
+    assert st.kpis().pending == len(st.pending_jobs()) == 3
+    assert Kpis(pending=1234).pending_text() == "1,234"
 
 
 def test_reader_without_broker_reports_and_retries():
@@ -470,7 +477,8 @@ def test_the_plan_says_why_a_job_waits_in_the_queue_and_in_the_plan_table():
                        "completed_expected_cost": 2.0, "completed_realised_cost": 2.1,
                        "plan": [{"job_id": "j-1", "site_id": "sto", "start_at": "2018-07-02T03:00:00Z",
                                  "priority": 8, "expected_cost": 0.62, "greedy_cost": 1.0, "saving": 0.38,
-                                 "forecast_share": 0.0}]})
+                                 "forecast_share": 0.0}],
+                       "queue": [queue_row("j-1", "2018-07-01T10:00:00Z", 8, "sto", "2018-07-02T03:00:00Z")]})
     (row,) = st.pending_jobs()
     assert row["plan"] == "waiting for 03:00 at sto, 38 % cheaper"
     assert [p["why"] for p in st.plan()] == [row["plan"]]
