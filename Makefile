@@ -17,6 +17,9 @@ JOBMANAGER      ?= 127.0.0.1:8081
 PARTITIONS      ?= 4
 SOURCE          ?= data/sample
 SPEED           ?= 3600
+# The event time `make replay` and `make jobs` both start at: one clock for prices and jobs (a replay
+# from the sample's first record, 12 h earlier, would put the watermark ahead of every job).
+START           ?= 2018-01-01T00:00:00Z
 BUCKET          ?= geodispatch
 PREFIX          ?= sample
 RATE            ?= 20
@@ -111,14 +114,14 @@ s3-env: $(STAMP_VENV) ## Print the local S3 server's AWS_* exports again (for an
 # --speed and --max exclude each other: SPEED=max gives --max, and --max in REPLAY_ARGS drops --speed.
 REPLAY_PACE = $(if $(filter max,$(SPEED)),--max,$(if $(filter --max,$(REPLAY_ARGS)),,--speed $(SPEED)))
 
-replay: $(STAMP_VENV) ## Replay history into Kafka: SOURCE=data/sample|s3://bucket/prefix SPEED=3600|max REPLAY_ARGS=...
-	@$(PY) -m sources.replay --source $(SOURCE) $(REPLAY_PACE) $(REPLAY_ARGS)
+replay: $(STAMP_VENV) ## Replay history into Kafka: SOURCE=data/sample|s3://bucket/prefix START=... SPEED=3600|max REPLAY_ARGS=...
+	@$(PY) -m sources.replay --source $(SOURCE) --start $(START) $(REPLAY_PACE) $(REPLAY_ARGS)
 
 upload-sample: sample-data ## Upload data/sample to s3://BUCKET/PREFIX with boto3 (AWS_ENDPOINT_URL honoured)
 	@$(PY) -m sources.upload --bucket $(BUCKET) --prefix $(PREFIX)
 
-jobs: $(STAMP_VENV) ## Stream synthetic job submissions (RATE, COUNT, SEED)
-	@$(PY) -m sources.jobs --rate $(RATE) --count $(COUNT) --seed $(SEED) $(JOBS_ARGS)
+jobs: $(STAMP_VENV) ## Stream synthetic job submissions (RATE, COUNT, SEED, START)
+	@$(PY) -m sources.jobs --rate $(RATE) --count $(COUNT) --seed $(SEED) --start $(START) $(JOBS_ARGS)
 
 dashboard: $(STAMP_VENV) ## Serve the Streamlit page on 127.0.0.1:8501 (DASHBOARD_PORT)
 	@$(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(DASHBOARD_PORT) --server.headless true

@@ -57,7 +57,7 @@ SKIPPED = {
 # `make test` would print "Entering directory" into what `eval` runs), and the S3 settings that
 # only `eval "$(make s3-up)"` may provide.
 SCRUBBED = ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES", "GRD_TOPIC_PREFIX", "KAFKA_BOOTSTRAP",
-            "SPEED", "SOURCE", "REPLAY_ARGS", "JOBS_ARGS", "COUNT", "BUCKET", "PREFIX", "S3_PORT")
+            "SPEED", "SOURCE", "START", "REPLAY_ARGS", "JOBS_ARGS", "COUNT", "BUCKET", "PREFIX", "S3_PORT")
 
 
 # ---------------------------------------------------------------------------- reading the README
