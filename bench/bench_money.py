@@ -21,7 +21,8 @@ policy decides on the same ``udfs.objective.PlanProblem`` of its tick:
 **Accounting, the same for every policy, hour by hour:** a job that runs at site s on
 ``[start, end)`` is charged slots x the integral of s's *realised* cost per slot-hour (the offer
 that actually held and the PUE of the weather then, at every tick) over its run: not what the
-planner expected. Energy (MWh) is integrated the same way (IT kW x PUE). Waits are start minus
+planner expected. It is the dispatcher's own ledger (``udfs.ledger``), so the page's like-for-like
+saving and this benchmark's are one definition (tests/unit/test_shadow_greedy.py). Energy (MWh) is integrated the same way (IT kW x PUE). Waits are start minus
 submission.
 
 **Hindsight, like for like:** the same jobs, the same rules (allowed sites, starts between
@@ -41,7 +42,6 @@ Writes the "## Money" section of docs/BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import bisect
 import math
 import random
 import sys
@@ -65,6 +65,7 @@ from udfs.cost import site_cost  # noqa: E402
 from udfs.dispatch import DispatchConfig, solve_problem  # noqa: E402
 from udfs.dispatcher import MAX_CURVE_RUN_MS, SiteInputs, cost_curve, job_from_record  # noqa: E402
 from udfs.headroom import UrgentDemand  # noqa: E402
+from udfs.ledger import Ledger  # noqa: E402
 from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, latest_start, plan_problem  # noqa: E402
 from udfs.timeutil import parse_ts_ms, tick_at_or_after  # noqa: E402
 
@@ -97,21 +98,39 @@ class Month:
                                            t + horizon_ms + MAX_CURVE_RUN_MS)
         return self._curves[key]
 
-    def run(self, sid: str, start: int, end: int, per: np.ndarray) -> float:
-        """Integral of ``per`` (a per-tick rate of site sid) over [start, end), per slot."""
-        tl = self.ticks[1] - self.ticks[0]
-        i = bisect.bisect_right(self.ticks, start) - 1
-        total, t = 0.0, start
-        while t < end:
-            nxt = self.ticks[i + 1] if i + 1 < len(self.ticks) else t + tl
-            stop = min(nxt, end)
-            r = per[min(i, len(per) - 1)]
-            if math.isnan(r):  # no price at that tick: the last known one (rare: offers are continuous)
-                back = per[: i + 1][~np.isnan(per[: i + 1])]
-                r = back[-1] if len(back) else 0.0
-            total += r * (stop - t) / HOUR_MS
-            t, i = stop, i + 1
-        return total
+    def realised(self, starts: list[tuple[int, str, str, int, int]], per: dict[str, np.ndarray]) -> Ledger:
+        """The jobs started [(tick, job, site, slots, end)] charged by udfs.ledger (the dispatcher's
+        accounting) at ``per`` (a per-tick rate of each site), tick after tick until all have ended."""
+        ledger = Ledger()
+        by_tick: dict[int, list[tuple[int, str, str, int, int]]] = {}
+        for start in starts:
+            by_tick.setdefault(start[0], []).append(start)
+        last_start = max(by_tick, default=0)
+        filled = {sid: _forward_filled(r) for sid, r in per.items()}
+        prev = None
+        for i, t in enumerate(self.ticks):
+            if prev is not None:
+                ledger.charge(t, {sid: (prev, float(r[i - 1])) for sid, r in filled.items()})
+            for _, jid, sid, slots, end in by_tick.get(t, ()):
+                ledger.start(jid, sid, slots, t, end, 0.0)
+            if t >= last_start and not ledger.running:
+                return ledger
+            prev = t
+        # past the last tick the last rate continues (runs are at most MAX_CURVE_RUN_MS past the month)
+        ledger.charge(max(r["end_ms"] for r in ledger.running.values()),
+                      {sid: (prev, float(r[-1])) for sid, r in filled.items()})
+        return ledger
+
+
+def _forward_filled(rate: np.ndarray) -> np.ndarray:
+    """A tick without a price (rare: offers are continuous) takes the last known one (0 before any)."""
+    out = np.asarray(rate, dtype=np.float64).copy()
+    known = ~np.isnan(out)
+    idx = np.where(known, np.arange(len(out)), 0)
+    np.maximum.accumulate(idx, out=idx)
+    filled = out[idx]
+    filled[~known & (np.maximum.accumulate(known) == 0)] = 0.0
+    return filled
 
 
 def load_month(catalogue: Catalogue, start: int, end: int, tick_len: int, site_ids: list[str]) -> Month:
@@ -204,6 +223,7 @@ def run_policy(name: str, jobs: list[Job], month: Month, cfg: DispatchConfig, ca
     running: list[tuple[str, int, int, bool]] = []  # (site, slots, end, movable)
     urgent = UrgentDemand()  # what the dispatcher learns; only the plan ("milp") keeps the headroom
     rr = 0
+    started: list[tuple[int, str, str, int, int]] = []  # (tick, job, site, slots, end)
     for t in month.ticks_in_month:  # type: ignore[attr-defined]
         while nxt < len(todo) and todo[nxt].submitted_ms <= t:
             pending[todo[nxt].job_id] = todo[nxt]
@@ -244,8 +264,7 @@ def run_policy(name: str, jobs: list[Job], month: Month, cfg: DispatchConfig, ca
         for jid, (sid, expected) in starts.items():
             job = pending.pop(jid)
             end = t + job.duration_ms
-            res.cost += job.slots * month.run(sid, t, end, month.rate[sid])
-            res.mwh += job.slots * month.run(sid, t, end, month.mwh[sid])
+            started.append((t, jid, sid, job.slots, end))
             res.expected += expected
             jn = j_index[jid]
             res.delay += prob.delay_per_hour[jn] * (t - job.submitted_ms) / HOUR_MS
@@ -255,6 +274,9 @@ def run_policy(name: str, jobs: list[Job], month: Month, cfg: DispatchConfig, ca
             res.placements[jid] = (sid, t)
             running.append((sid, job.slots, end, prob.movable[jn]))
     res.unplaced_end = len(pending) + (len(todo) - nxt)
+    # realised cost and energy, hour by hour at what held: the dispatcher's own ledger (udfs.ledger)
+    res.cost = month.realised(started, month.rate).totals["completed_realised"]
+    res.mwh = month.realised(started, month.mwh).totals["completed_realised"]
     res.seconds = time.perf_counter() - t0
     return res
 

@@ -4,7 +4,7 @@ the plan and for the shadow greedy in udfs.dispatcher).
 A job running at site s on ``[start, end)`` is charged, for every interval between two of the
 dispatcher's ticks, slots x the interval in hours x s's cost per slot-hour at the interval's first
 tick (the offer in force and the PUE of the weather then: udfs.cost). ``bench.bench_money``
-integrates the same per-tick rates over each run (``Month.run``): the same accounting.
+charges its policies with this ledger too.
 """
 
 from __future__ import annotations
