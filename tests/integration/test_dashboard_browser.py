@@ -163,6 +163,10 @@ def check_live_page(page, url: str, bootstrap: str, prefix: str, log: Path) -> P
         90, failed, log,
     )
     assert "Cannot reach Kafka" not in text and "Traceback" not in text and "Catching up" not in text
+    # One clock: the header is the dispatcher's tick, within one tick of the newest decision's
+    clock = re.search(r"Pipeline event time \(the dispatcher's tick\): (\S+Z)", text)
+    newest_decision = max(parse_ts_ms(d["tick"]) for d in R.DECISIONS)
+    assert clock and 0 <= parse_ts_ms(clock.group(1)) - newest_decision <= 5 * 60_000, text[:400]
     # One pending count on the page: the tile says what the queue heading says.
     assert page.get_by_test_id("stMetric").filter(has_text="Pending").get_by_test_id("stMetricValue").inner_text() \
         == R.EXPECTED["pending"]
