@@ -22,7 +22,8 @@ policy decides on the same ``udfs.objective.PlanProblem`` of its tick:
 ``[start, end)`` is charged slots x the integral of s's *realised* cost per slot-hour (the offer
 that actually held and the PUE of the weather then, at every tick) over its run: not what the
 planner expected. It is the dispatcher's own ledger (``udfs.ledger``), so the page's like-for-like
-saving and this benchmark's are one definition (tests/unit/test_shadow_greedy.py). Energy (MWh) is integrated the same way (IT kW x PUE). Waits are start minus
+saving and this benchmark's are one definition (tests/unit/test_shadow_greedy.py). Energy (MWh)
+is integrated the same way (IT kW x PUE). Waits are start minus
 submission.
 
 **Hindsight, like for like:** the same jobs, the same rules (allowed sites, starts between
