@@ -223,6 +223,7 @@ def run_policy(name: str, jobs: list[Job], month: Month, cfg: DispatchConfig, ca
     pending: dict[str, Job] = {}
     running: list[tuple[str, int, int, bool]] = []  # (site, slots, end, movable)
     urgent = UrgentDemand()  # what the dispatcher learns; only the plan ("milp") keeps the headroom
+    reserve = urgent if name == "milp" and headroom else UrgentDemand()  # an empty one: no reserve
     rr = 0
     started: list[tuple[int, str, str, int, int]] = []  # (tick, job, site, slots, end)
     for t in month.ticks_in_month:  # type: ignore[attr-defined]
@@ -240,7 +241,6 @@ def run_policy(name: str, jobs: list[Job], month: Month, cfg: DispatchConfig, ca
         running = [r for r in running if r[2] > t]
         if not pending:
             continue
-        reserve = urgent if name == "milp" and headroom else UrgentDemand()  # no reserve: nothing learned
         plans = site_plans(month, t, running, cfg, capacity_scale, reserve)
         if not plans:
             continue

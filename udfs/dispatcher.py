@@ -212,7 +212,6 @@ class Dispatcher:
                 out.site_cost_json.append((site_id, json_text(rec)))
             if sc.available and sc.pue is not None:
                 available.append((site, inp, sc))
-        self._shadow_tick(tick_ms, inputs)
 
         # jobs that can never run anywhere in the catalogue are rejected once, with the reason
         capacity = {s.site_id: s.capacity_slots for s in self.catalogue}
@@ -222,11 +221,13 @@ class Dispatcher:
             reason = rejection_reason(job, capacity)
             if reason:
                 del self.pending[job_id]
+                self.shadow_pending.pop(job_id, None)  # greedy could not run it either
                 self.first_sight.pop(job_id, None)
                 self.decided[job_id] = "rejected"
                 out.decisions.append(_decision(job_id, tick_ms, "rejected", reason=reason))
             else:
                 jobs.append(job)
+        self._shadow_tick(tick_ms, inputs)
 
         result: DispatchResult | None = None
         cost = greedy_cost = naive_cost = 0.0
@@ -270,7 +271,7 @@ class Dispatcher:
         statuses = [d["status"] for d in out.decisions]
         c = self.cumulative
         lt, st = self.ledger.totals, self.shadow.totals
-        c["wall_clock_limit_ticks"] = c.get("wall_clock_limit_ticks", 0) + int(bool(result and result.wall_clock_limit))
+        c["wall_clock_limit_ticks"] += int(bool(result and result.wall_clock_limit))
         planned_later = sum(1 for p in result.plan.values() if p.start_ms > tick_ms) if result else 0
         out.metrics = {
             "tick": tick,
@@ -345,14 +346,7 @@ class Dispatcher:
             if deadline is not None and deadline < tick_ms:
                 del self.shadow_pending[job_id]
                 self.shadow_missed += 1
-        capacity = {s.site_id: s.capacity_slots for s in self.catalogue}
-        jobs = []
-        for job_id in sorted(self.shadow_pending):
-            job = job_from_record(self.shadow_pending[job_id])
-            if rejection_reason(job, capacity):
-                del self.shadow_pending[job_id]
-            elif job.submitted_ms <= tick_ms:
-                jobs.append(job)
+        jobs = [job_from_record(rec) for _, rec in sorted(self.shadow_pending.items())]
         if not jobs:
             return
         committed = self.shadow.committed()
@@ -384,7 +378,7 @@ class Dispatcher:
         movable: dict[str, list[tuple[int, int]]] = {}
         for r in self.running.values():
             releases.setdefault(r["site_id"], []).append((r["end_ms"], r["slots"]))
-            if r.get("movable", True):
+            if r["movable"]:
                 movable.setdefault(r["site_id"], []).append((r["end_ms"], r["slots"]))
         plans = []
         for site, inp, sc in available:

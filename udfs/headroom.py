@@ -14,8 +14,8 @@ urgent jobs pinned to it have recently needed at once, and *movable* jobs may us
   jobs pinned to the site (allow-list of that site alone) would have held at once had each started
   on submission: learned from what has arrived, nothing assumed.
 
-Measured in docs/BENCHMARKS.md "Money" (the ``pinned`` variant: urgent jobs pinned to one site, tight
-capacity) and held by tests/unit/test_headroom_property.py.
+Measured in docs/BENCHMARKS.md "Contention with pinned urgent work" (bench_money's ``pinned``
+variant) and held by tests/unit/test_headroom_property.py.
 """
 
 from __future__ import annotations
