@@ -244,6 +244,59 @@ PENDING_ORDER = {
 }
 
 
+def queue_and_decisions(k: Kpis, pending: list[dict], unseen: list[dict], decisions: list[dict]) -> None:
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Job queue: catching up" if k.catching_up else f"Job queue: {k.pending_text()} pending")
+        if k.catching_up:
+            st.caption("Jobs read so far with no decision read yet: many may be decided in records still to read.")
+        order = st.selectbox("Order by", options=list(PENDING_ORDER), key="pending_order")
+        df = pd.DataFrame(pending, columns=[
+            "job_id", "priority", "plan", "compute_hours", "slots", "submitted_at", "age_min", "deadline",
+            "to_deadline_min", "sites",
+        ])
+        if not df.empty:
+            by, ascending = PENDING_ORDER[order]
+            df = df.sort_values(by=by, ascending=ascending, na_position="last", kind="stable")
+        if len(pending) < k.pending:
+            st.caption(f"The oldest {len(pending):,} of {k.pending:,}, as the dispatcher lists them.")
+        st.dataframe(
+            df, hide_index=True, width="stretch", key="pending_table",
+            column_config={
+                "job_id": "job",
+                "compute_hours": st.column_config.NumberColumn("compute h", format="%.1f"),
+                "age_min": st.column_config.NumberColumn("age (min)", format="%.0f"),
+                "to_deadline_min": st.column_config.NumberColumn("to deadline (min)", format="%.0f"),
+                "submitted_at": "submitted",
+            },
+        )
+        if unseen:
+            st.caption(f"Submitted, not yet seen by the dispatcher (after its clock): {len(unseen):,}, the "
+                       f"first {', '.join(r['job_id'] for r in unseen[:5])}.")
+    with right:
+        st.subheader("Latest dispatch decisions")
+        status = st.selectbox(
+            "Status", options=["all", "dispatched", "missed-deadline", "cancelled", "rejected"], key="decision_status"
+        )
+        rows = [d for d in decisions if status == "all" or d["status"] == status]
+        if rows:
+            st.markdown("  \n".join(decision_line(d) for d in rows[:5]))
+        st.dataframe(
+            pd.DataFrame(rows, columns=[
+                "tick", "job_id", "status", "site_id", "expected_cost", "cost_per_compute_hour", "start_at", "end_at",
+                "solver", "solve_ms", "reason",
+            ]),
+            hide_index=True, width="stretch", key="decisions_table",
+            column_config={
+                "job_id": "job",
+                "site_id": "site",
+                "expected_cost": st.column_config.NumberColumn("expected cost", format="%.4f"),
+                "cost_per_compute_hour": st.column_config.NumberColumn("cost / compute-h", format="%.4f"),
+                "solve_ms": st.column_config.NumberColumn("solve ms", format="%.0f"),
+            },
+        )
+
+
 def live_view() -> None:
     result = reader.poll(max_records=CONFIG.max_records_per_refresh)
     with reader.lock:  # one snapshot: every number on the page comes from the same read
@@ -290,6 +343,9 @@ def live_view() -> None:
         st.warning(f"{catalogue_problem}: the map needs the site coordinates.")
 
     kpi_tiles(k)
+    # The queue right under the tiles: its heading repeats the Pending tile's count, and Streamlit redraws
+    # element by element, so nothing slow may be drawn between the two.
+    queue_and_decisions(k, pending, unseen, decisions)
 
     st.subheader("Sites by current cost")
     st.altair_chart(charts.site_map(costs, width=340), width="content")
@@ -358,57 +414,6 @@ def live_view() -> None:
         )
     else:
         st.caption("No job is waiting for a cheaper hour." if not k.catching_up else "Catching up.")
-
-    left, right = st.columns(2)
-    with left:
-        st.subheader("Job queue: catching up" if k.catching_up else f"Job queue: {k.pending_text()} pending")
-        if k.catching_up:
-            st.caption("Jobs read so far with no decision read yet: many may be decided in records still to read.")
-        order = st.selectbox("Order by", options=list(PENDING_ORDER), key="pending_order")
-        df = pd.DataFrame(pending, columns=[
-            "job_id", "priority", "plan", "compute_hours", "slots", "submitted_at", "age_min", "deadline",
-            "to_deadline_min", "sites",
-        ])
-        if not df.empty:
-            by, ascending = PENDING_ORDER[order]
-            df = df.sort_values(by=by, ascending=ascending, na_position="last", kind="stable")
-        if len(pending) < k.pending:
-            st.caption(f"The oldest {len(pending):,} of {k.pending:,}, as the dispatcher lists them.")
-        st.dataframe(
-            df, hide_index=True, width="stretch", key="pending_table",
-            column_config={
-                "job_id": "job",
-                "compute_hours": st.column_config.NumberColumn("compute h", format="%.1f"),
-                "age_min": st.column_config.NumberColumn("age (min)", format="%.0f"),
-                "to_deadline_min": st.column_config.NumberColumn("to deadline (min)", format="%.0f"),
-                "submitted_at": "submitted",
-            },
-        )
-        if unseen:
-            st.caption(f"Submitted, not yet seen by the dispatcher (after its clock): {len(unseen):,}, the "
-                       f"first {', '.join(r['job_id'] for r in unseen[:5])}.")
-    with right:
-        st.subheader("Latest dispatch decisions")
-        status = st.selectbox(
-            "Status", options=["all", "dispatched", "missed-deadline", "cancelled", "rejected"], key="decision_status"
-        )
-        rows = [d for d in decisions if status == "all" or d["status"] == status]
-        if rows:
-            st.markdown("  \n".join(decision_line(d) for d in rows[:5]))
-        st.dataframe(
-            pd.DataFrame(rows, columns=[
-                "tick", "job_id", "status", "site_id", "expected_cost", "cost_per_compute_hour", "start_at", "end_at",
-                "solver", "solve_ms", "reason",
-            ]),
-            hide_index=True, width="stretch", key="decisions_table",
-            column_config={
-                "job_id": "job",
-                "site_id": "site",
-                "expected_cost": st.column_config.NumberColumn("expected cost", format="%.4f"),
-                "cost_per_compute_hour": st.column_config.NumberColumn("cost / compute-h", format="%.4f"),
-                "solve_ms": st.column_config.NumberColumn("solve ms", format="%.0f"),
-            },
-        )
 
     with st.expander(f"Dead letters: {k.dead_letters} · offers expired {fmt(k.offers_expired)} · "
                      f"late events {fmt(k.late_events)} · duplicates {fmt(k.duplicates)}"):

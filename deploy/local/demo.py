@@ -72,6 +72,11 @@ def _log_file(name: str) -> Path:
     return DEMO_DIR / f"{name}.log"
 
 
+def _shown(path: Path) -> str:
+    """A path as the user typed it: relative to the repo when inside it (GRD_RUN_DIR may be anywhere)."""
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def start_service(name: str) -> int:
     pid = read_pid(_pid_file(name))
     if pid is not None:
@@ -97,7 +102,7 @@ def up() -> None:
         check_port_free(DASHBOARD_PORT, "DASHBOARD_PORT")
     for name in SERVICES:
         pid = start_service(name)
-        print(f"  {name:<13} pid {pid:<7} log {_log_file(name).relative_to(REPO)}")
+        print(f"  {name:<13} pid {pid:<7} log {_shown(_log_file(name))}")
     print(f"""
 GeoDispatch demo is running (event time starts {START}, {SPEED} data-seconds per second):
   page            http://127.0.0.1:{DASHBOARD_PORT}   (decisions appear within a minute)
