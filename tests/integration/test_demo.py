@@ -90,7 +90,8 @@ def demo_env(tmp_path: Path) -> dict[str, str]:
 def make(env: dict[str, str], *args: str, timeout_s: float = 900) -> str:
     result = subprocess.run(["make", "--no-print-directory", *args], cwd=REPO, env=env, capture_output=True,
                             text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, f"make {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    shown = f"make {' '.join(args)}"
+    assert result.returncode == 0, f"{shown} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
 
