@@ -65,7 +65,7 @@ from udfs.catalogue import Catalogue, load_catalogue  # noqa: E402
 from udfs.cost import site_cost  # noqa: E402
 from udfs.dispatch import DispatchConfig, solve_problem  # noqa: E402
 from udfs.dispatcher import MAX_CURVE_RUN_MS, SiteInputs, cost_curve, job_from_record  # noqa: E402
-from udfs.headroom import UrgentDemand  # noqa: E402
+from udfs.headroom import UrgentDemand, start_cap  # noqa: E402
 from udfs.ledger import Ledger  # noqa: E402
 from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, latest_start, plan_problem  # noqa: E402
 from udfs.timeutil import parse_ts_ms, tick_at_or_after  # noqa: E402
@@ -210,7 +210,8 @@ def site_plans(month: Month, t: int, running: list[tuple[str, int, int, bool]], 
         derated = math.floor(sc.derating * cap + 1e-9)
         plans.append(SitePlan(sid, site.region, sc.available_slots, derated, curve,
                               tuple(sorted(releases.get(sid, ()))), inp.price_per_mwh * site.fx_to_eur,
-                              urgent.reserve(sid), tuple(sorted(movable.get(sid, ())))))
+                              urgent.reserve(sid), tuple(sorted(movable.get(sid, ()))),
+                              start_cap(derated, urgent.reserve(sid))))
     return plans
 
 

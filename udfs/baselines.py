@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 
-from udfs.objective import HOUR_MS, Option, PlanProblem, greedy_order
+from udfs.objective import HOUR_MS, Option, PlanProblem, greedy_order, start_caps
 
 Chosen = dict[int, Option]
 
@@ -42,7 +42,9 @@ def _fill(prob: PlanProblem, rank: Callable[[int], tuple], allowed: Callable[[in
           headroom: bool = False) -> Chosen:
     free = [s.available_slots for s in prob.sites]
     # start-now runs only release over time, so the room now is the room over the whole run
-    free_movable = [s.movable_free_at(prob.tick_ms, prob.tick_ms) for s in prob.sites]
+    # ... and movable work starting now keeps under each site's start cap
+    free_movable = [min(s.movable_free_at(prob.tick_ms, prob.tick_ms), int(cap))
+                    for s, cap in zip(prob.sites, start_caps(prob), strict=True)]
     chosen: Chosen = {}
     for jn in greedy_order(prob.jobs, prob.tick_ms, prob.tick_len_ms):
         job = prob.jobs[jn]

@@ -64,6 +64,7 @@ from udfs.objective import (
     missed_jobs,
     objective_of,
     plan_problem,
+    start_caps,
     usage_violations,
 )
 from udfs.timeutil import format_ts
@@ -245,6 +246,7 @@ def round_plan(prob: PlanProblem, weight: Mapping[tuple[int, int], float]) -> di
     (then its other options in cost order); a job that fits nowhere is left out."""
     free = free_slots(prob).astype(np.int64)
     free_movable = free_slots(prob, headroom=True).astype(np.int64)
+    cap_left = np.repeat(start_caps(prob)[:, None], len(prob.starts), axis=1)
     starts = prob.starts
     chosen: dict[int, Option] = {}
 
@@ -264,10 +266,12 @@ def round_plan(prob: PlanProblem, weight: Mapping[tuple[int, int], float]) -> di
             hi = bisect.bisect_left(starts, o.start_ms + job.duration_ms)
             held = prob.keeps_headroom(j)
             room = (free[o.site, lo:hi] >= job.slots).all()
-            if room and (not held or (free_movable[o.site, lo:hi] >= job.slots).all()):
+            if room and (not held or ((free_movable[o.site, lo:hi] >= job.slots).all()
+                                      and cap_left[o.site, lo] >= job.slots)):
                 free[o.site, lo:hi] -= job.slots
                 if held:
                     free_movable[o.site, lo:hi] -= job.slots
+                    cap_left[o.site, lo] -= job.slots
                 chosen[j] = o
                 break
     return chosen
@@ -295,7 +299,22 @@ def build_model(prob: PlanProblem) -> tuple[pulp.LpProblem, dict[tuple[int, int]
     _capacity_rows(model, prob, x, free_slots(prob), "capacity", lambda j: True)
     if any(s.reserve for s in prob.sites):  # movable work leaves the urgent reserve free (udfs.headroom)
         _capacity_rows(model, prob, x, free_slots(prob, headroom=True), "headroom", prob.keeps_headroom)
+    if any(s.start_cap for s in prob.sites):  # movable starts do not bunch (udfs.headroom)
+        _start_cap_rows(model, prob, x)
     return model, x
+
+
+def _start_cap_rows(model: pulp.LpProblem, prob: PlanProblem, x: dict[tuple[int, int], pulp.LpVariable]) -> None:
+    """Per (site, start point): the slots of movable work starting there <= the site's start cap."""
+    caps = start_caps(prob)
+    rows: dict[tuple[int, int], list[tuple[pulp.LpVariable, int]]] = {}
+    for j, opts in enumerate(prob.options):
+        if prob.keeps_headroom(j):
+            for k, o in enumerate(opts):
+                rows.setdefault((o.site, prob.starts.index(o.start_ms)), []).append((x[j, k], prob.jobs[j].slots))
+    for (s, p), terms in sorted(rows.items()):
+        if sum(n for _, n in terms) > caps[s]:
+            model += pulp.LpAffineExpression(terms) <= int(caps[s]), f"startcap_{s:05d}_{p:03d}"
 
 
 def _capacity_rows(model: pulp.LpProblem, prob: PlanProblem, x: dict[tuple[int, int], pulp.LpVariable],

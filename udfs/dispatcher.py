@@ -43,7 +43,7 @@ from udfs.dispatch import (
     solve_problem,
 )
 from udfs.forecast import HISTORY_MS, price_curve
-from udfs.headroom import UrgentDemand
+from udfs.headroom import UrgentDemand, start_cap
 from udfs.ledger import Ledger
 from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, is_urgent, objective_of, plan_problem
 from udfs.offers import OfferBook
@@ -389,7 +389,8 @@ class Dispatcher:
             plans.append(SitePlan(site.site_id, site.region, sc.available_slots, derated, curve,
                                   tuple(sorted(releases.get(site.site_id, ()))),
                                   inp.price_per_mwh * site.fx_to_eur,  # type: ignore[operator]
-                                  self.urgent.reserve(site.site_id), tuple(sorted(movable.get(site.site_id, ())))))
+                                  self.urgent.reserve(site.site_id), tuple(sorted(movable.get(site.site_id, ()))),
+                                  start_cap(derated, self.urgent.reserve(site.site_id))))
         return plans
 
     def _remember_first_sight(self, prob: Any) -> None:

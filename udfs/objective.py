@@ -191,6 +191,8 @@ class SitePlan:
     price_per_mwh: float | None = None  # EUR/MWh now (price-only baseline)
     reserve: int = 0  # slots movable work leaves free for urgent work (udfs.headroom)
     movable_releases: tuple[tuple[int, int], ...] = ()  # the part of `releases` that is movable work
+    start_cap: int = 0  # most slots of movable work that may start here at one start point (0: no cap;
+    # udfs.headroom.start_cap)
 
     def free_at(self, t_ms: int, tick_ms: int) -> int:
         if t_ms <= tick_ms:
@@ -426,6 +428,23 @@ def usage(prob: PlanProblem, chosen: Mapping[int, Option], headroom_only: bool =
     return used
 
 
+def movable_starts(prob: PlanProblem, chosen: Mapping[int, Option]) -> np.ndarray:
+    """Slots of the jobs held to the headroom starting at every (site, start point)."""
+    started = np.zeros((len(prob.sites), len(prob.starts)), dtype=np.int64)
+    for jn, o in chosen.items():
+        if prob.keeps_headroom(jn):
+            started[o.site, bisect.bisect_left(prob.starts, o.start_ms)] += prob.jobs[jn].slots
+    return started
+
+
+def start_caps(prob: PlanProblem) -> np.ndarray:
+    """Per site, the movable slots that may start at one start point: its ``start_cap``, but never
+    less than the largest movable job (none is shut out); no cap: more than any plan holds."""
+    most = sum(j.slots for j in prob.jobs) + 1
+    largest = max((j.slots for jn, j in enumerate(prob.jobs) if prob.movable and prob.movable[jn]), default=0)
+    return np.asarray([max(s.start_cap, largest) if s.start_cap else most for s in prob.sites], dtype=np.int64)
+
+
 def free_slots(prob: PlanProblem, headroom: bool = False) -> np.ndarray:
     """Slots free at every (site, start point) before the plan; ``headroom``: free to movable work."""
     if headroom:
@@ -454,6 +473,10 @@ def usage_violations(prob: PlanProblem, chosen: Mapping[int, Option]) -> list[st
             over = np.argwhere(usage(prob, chosen, headroom_only=True) > free_slots(prob, headroom=True))
             for si, pi in over[:5]:
                 out.append(f"site {prob.sites[si].site_id!r}: movable work in the urgent reserve at {prob.starts[pi]}")
+        if any(s.start_cap for s in prob.sites):
+            over = np.argwhere(movable_starts(prob, chosen) > start_caps(prob)[:, None])
+            for si, pi in over[:5]:
+                out.append(f"site {prob.sites[si].site_id!r}: movable starts over the cap at {prob.starts[pi]}")
     return out
 
 

@@ -1,6 +1,6 @@
 """Deadline safety over many ticks (issue 26): in a closed loop over small random streams with
 urgent jobs pinned to one site and tight capacity, two runs of the plan (udfs.dispatch with the
-urgent reserve of udfs.headroom) give the same decisions; and the plan missing no more deadlines
+urgent reserve and start cap of udfs.headroom) give the same decisions; and the plan missing no more deadlines
 than greedy holds summed over many seeded streams but NOT on every stream (a known counterexample
 is kept as a test; docs/BENCHMARKS.md "Contention with pinned urgent work").
 The loop is the pipeline's tick semantics in miniature: jobs join at submission,
@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from udfs import baselines
 from udfs.dispatch import DispatchConfig, solve_problem
-from udfs.headroom import UrgentDemand
-from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, is_urgent, plan_problem
+from udfs.headroom import UrgentDemand, start_cap
+from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, is_urgent, plan_problem, usage_violations
 
 T0 = 1_530_403_200_000  # 2018-07-01T00:00Z
 TICK = 10 * 60_000
@@ -76,10 +76,11 @@ def closed_loop(sites, jobs: list[Job], policy: str) -> tuple[list[tuple], int]:
             i = (t - T0) // HOUR_MS
             curve = CostCurve((t, *edges[i + 1:]), rates[i:], (1.0,) * (len(rates) - i))
             busy = sum(n for s, n, _, _ in running if s == sid)
+            reserve = urgent.reserve(sid) if policy == "plan" else 0
             plans.append(SitePlan(sid, "r", cap - busy, cap, curve,
-                                  tuple(sorted((e, n) for s, n, e, _ in running if s == sid)), None,
-                                  urgent.reserve(sid) if policy == "plan" else 0,
-                                  tuple(sorted((e, n) for s, n, e, m in running if s == sid and m))))
+                                  tuple(sorted((e, n) for s, n, e, _ in running if s == sid)), None, reserve,
+                                  tuple(sorted((e, n) for s, n, e, m in running if s == sid and m)),
+                                  start_cap(cap, reserve)))
         prob = plan_problem(list(pending.values()), plans, t, tick_len_ms=TICK, horizon_ms=CFG.horizon_ms)
         if policy == "plan":
             now = dict(solve_problem(prob, CFG).assignments)
@@ -102,8 +103,8 @@ def test_two_runs_give_the_same_decisions(rng) -> None:
 @pytest.mark.slow
 def test_plan_misses_no_more_than_greedy_over_many_streams() -> None:
     """Summed over 60 seeded streams; per stream it does not hold in general (the known limitation
-    below). Measured 2026-12-07: plan 27 misses, greedy 64, the plan worse on 3 streams; the plan
-    without the reserve: 42 misses, worse on 6. The bounds below fail for that one."""
+    below). Measured 2026-12-07: plan 23 misses, greedy 64, the plan worse on 2 streams; without the
+    start cap 27 and 3, without the reserve (and so the cap) 42 and 6: the bounds below fail for both."""
     plan_total = greedy_total = worse = 0
     for seed in range(60):
         sites, jobs = random_stream(random.Random(seed))
@@ -114,7 +115,7 @@ def test_plan_misses_no_more_than_greedy_over_many_streams() -> None:
         worse += plan_missed > greedy_missed
     print(f"missed: plan {plan_total}, greedy {greedy_total}; streams where the plan missed more: {worse}/60")
     assert 2 * plan_total <= greedy_total
-    assert worse <= 3
+    assert worse <= 2
 
 
 def test_known_limitation_a_start_before_the_first_urgent_job_is_seen() -> None:
@@ -130,3 +131,27 @@ def test_known_limitation_a_start_before_the_first_urgent_job_is_seen() -> None:
     _, plan_missed = closed_loop(sites, jobs, "plan")
     _, greedy_missed = closed_loop(sites, jobs, "greedy")
     assert (plan_missed, greedy_missed) == (1, 0)
+
+
+def test_movable_starts_keep_under_the_start_cap_in_the_plan_and_the_safety_net() -> None:
+    """Ten movable jobs all cheapest now at a site that keeps a reserve: the plan, its rounding and
+    greedy with the headroom start at most the start cap's slots now (the rest later); a plan that
+    starts them all is a violation; a movable job larger than the cap may still start alone."""
+    rates = (0.0625, *(0.125,) * 15)
+    edges = tuple(T0 + h * HOUR_MS for h in range(len(rates) + 1))
+    curve = CostCurve((T0, *edges[1:]), rates, (1.0,) * len(rates))
+    cap = start_cap(20, reserve=2)
+    assert cap == 6 and start_cap(20, reserve=0) == 0
+    site = SitePlan("s0", "r", 20, 20, curve, (), None, 2, (), cap)
+    jobs = [Job(f"m{n}", 1.0, 2, 6, T0 + 4 * HOUR_MS, None, T0) for n in range(10)]
+    prob = plan_problem(jobs, [site], T0, tick_len_ms=TICK, horizon_ms=CFG.horizon_ms)
+    result = solve_problem(prob, CFG)
+    now = [jid for jid, p in result.plan.items() if p.start_ms == T0]
+    assert len(now) * 2 == cap, now
+    assert sum(prob.jobs[j].slots for j in baselines.greedy(prob, headroom=True)) == cap
+    assert sum(prob.jobs[j].slots for j in baselines.greedy(prob)) == 20  # without the headroom: all fit now
+    all_now = {j: next(o for o in prob.options[j] if o.start_ms == T0) for j in range(6)}
+    assert any("over the cap" in v for v in usage_violations(prob, all_now))
+    big = plan_problem([Job("big", 8.0, 8, 6, T0 + 4 * HOUR_MS, None, T0)], [site], T0, tick_len_ms=TICK,
+                       horizon_ms=CFG.horizon_ms)
+    assert list(baselines.greedy(big, headroom=True)) == [0]
