@@ -307,11 +307,12 @@ def build_model(prob: PlanProblem) -> tuple[pulp.LpProblem, dict[tuple[int, int]
 def _start_cap_rows(model: pulp.LpProblem, prob: PlanProblem, x: dict[tuple[int, int], pulp.LpVariable]) -> None:
     """Per (site, start point): the slots of movable work starting there <= the site's start cap."""
     caps = start_caps(prob)
+    point = {t: p for p, t in enumerate(prob.starts)}
     rows: dict[tuple[int, int], list[tuple[pulp.LpVariable, int]]] = {}
     for j, opts in enumerate(prob.options):
         if prob.keeps_headroom(j):
             for k, o in enumerate(opts):
-                rows.setdefault((o.site, prob.starts.index(o.start_ms)), []).append((x[j, k], prob.jobs[j].slots))
+                rows.setdefault((o.site, point[o.start_ms]), []).append((x[j, k], prob.jobs[j].slots))
     for (s, p), terms in sorted(rows.items()):
         if sum(n for _, n in terms) > caps[s]:
             model += pulp.LpAffineExpression(terms) <= int(caps[s]), f"startcap_{s:05d}_{p:03d}"
