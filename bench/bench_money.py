@@ -208,10 +208,10 @@ def site_plans(month: Month, t: int, running: list[tuple[str, int, int, bool]], 
         if curve is None:
             continue
         derated = math.floor(sc.derating * cap + 1e-9)
+        reserve = urgent.reserve(sid)
         plans.append(SitePlan(sid, site.region, sc.available_slots, derated, curve,
                               tuple(sorted(releases.get(sid, ()))), inp.price_per_mwh * site.fx_to_eur,
-                              urgent.reserve(sid), tuple(sorted(movable.get(sid, ()))),
-                              start_cap(derated, urgent.reserve(sid))))
+                              reserve, tuple(sorted(movable.get(sid, ()))), start_cap(derated, reserve)))
     return plans
 
 

@@ -386,11 +386,11 @@ class Dispatcher:
             if curve is None:
                 continue
             derated = math.floor(sc.derating * sc.capacity_slots + 1e-9)  # as udfs.cost.available_slots
+            reserve = self.urgent.reserve(site.site_id)
             plans.append(SitePlan(site.site_id, site.region, sc.available_slots, derated, curve,
                                   tuple(sorted(releases.get(site.site_id, ()))),
                                   inp.price_per_mwh * site.fx_to_eur,  # type: ignore[operator]
-                                  self.urgent.reserve(site.site_id), tuple(sorted(movable.get(site.site_id, ()))),
-                                  start_cap(derated, self.urgent.reserve(site.site_id))))
+                                  reserve, tuple(sorted(movable.get(site.site_id, ()))), start_cap(derated, reserve)))
         return plans
 
     def _remember_first_sight(self, prob: Any) -> None:
