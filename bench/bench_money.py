@@ -10,8 +10,10 @@ site costs and free slots from ``udfs.cost.site_cost`` with the policy's *own* r
 own pending queue, jobs released at ``end_at``, a job whose deadline passes unstarted missed. Every
 policy decides on the same ``udfs.objective.PlanProblem`` of its tick:
 
-* ``milp``: ``udfs.dispatch.solve_problem``, what ``udfs.dispatcher.Dispatcher`` runs: plans
-  every pending job's (site, start) over the horizon, starts only what is due now;
+* ``milp``: ``udfs.planner.Planner``, what ``udfs.dispatcher.Dispatcher`` runs: plans
+  every pending job's (site, start) over the horizon (in full when the plan's inputs changed, else
+  the new jobs in the standing plan's room; ``--replan every-tick``: in full at every tick),
+  starts only what is due now;
 * ``greedy``: the rule the dispatcher had before it looked ahead: start now, priority order, at the
   allowed site whose cost per compute-hour is lowest now;
 * ``round-robin`` (cost-blind), ``local-only`` (the job's declared home: ``home``, else the first
@@ -63,7 +65,8 @@ from sources.jobs import generate_jobs  # noqa: E402
 from udfs import baselines, topics  # noqa: E402
 from udfs.catalogue import Catalogue, load_catalogue  # noqa: E402
 from udfs.cost import site_cost  # noqa: E402
-from udfs.dispatch import DispatchConfig, solve_problem  # noqa: E402
+from udfs.dispatch import DispatchConfig  # noqa: E402
+from udfs.planner import REPLAN_MODES, Planner  # noqa: E402
 from udfs.dispatcher import MAX_CURVE_RUN_MS, SiteInputs, cost_curve, job_from_record  # noqa: E402
 from udfs.headroom import UrgentDemand, start_cap  # noqa: E402
 from udfs.ledger import Ledger  # noqa: E402
@@ -182,6 +185,7 @@ class PolicyResult:
     unplaced_end: int = 0
     waits_h: list[float] = field(default_factory=list)
     solve_s: list[float] = field(default_factory=list)
+    full_plans: int = 0  # ticks the plan was made in full (udfs.planner)
     seconds: float = 0.0
     placements: dict[str, tuple[str, int]] = field(default_factory=dict)
 
@@ -226,6 +230,7 @@ def run_policy(name: str, jobs: list[Job], month: Month, cfg: DispatchConfig, ca
     urgent = UrgentDemand()  # what the dispatcher learns; only the plan ("milp") keeps the headroom
     reserve = urgent if name == "milp" and headroom else UrgentDemand()  # an empty one: no reserve
     rr = 0
+    planner = Planner(cfg)
     started: list[tuple[int, str, str, int, int]] = []  # (tick, job, site, slots, end)
     for t in month.ticks_in_month:  # type: ignore[attr-defined]
         while nxt < len(todo) and todo[nxt].submitted_ms <= t:
@@ -249,7 +254,8 @@ def run_policy(name: str, jobs: list[Job], month: Month, cfg: DispatchConfig, ca
         prob = plan_problem(list(pending.values()), plans, t, tick_len_ms=cfg.tick_len_ms, horizon_ms=cfg.horizon_ms,
                             delay=cfg.delay, reduction=cfg.reduction)
         if name == "milp":
-            result = solve_problem(prob, cfg)
+            result = planner.decide(prob)
+            res.full_plans += int(result.replanned)
             starts = {jid: (p.site_id, p.cost) for jid, p in result.plan.items() if p.start_ms == t}
         else:
             if name == "greedy":
@@ -405,7 +411,7 @@ def run_variant(args, month_name: str, variant: str, log=print) -> dict:
         f"ticks, sites {','.join(site_ids)}, capacity x{scale:g}, {len(jobs):,} jobs "
         f"({sum(j.compute_hours for j in jobs):,.0f} compute-hours); inputs in {time.perf_counter() - t0:.1f} s")
     cfg = DispatchConfig(tick_len_ms=tick_len, time_limit_s=args.solver_time_limit_s,
-                         horizon_ms=int(args.horizon_h * HOUR_MS), max_nodes=args.max_nodes)
+                         horizon_ms=int(args.horizon_h * HOUR_MS), max_nodes=args.max_nodes, replan=args.replan)
     home_sites = sorted(s.site_id for s in catalogue if s.region == catalogue.home_region and s.site_id in site_ids) \
         or site_ids
     results = {}
@@ -416,7 +422,8 @@ def run_variant(args, month_name: str, variant: str, log=print) -> dict:
             f"(by priority {dict(sorted(r.missed_by_priority.items()))})  unplaced {r.unplaced_end:,}  "
             f"{r.cost / max(r.compute_hours, 1e-9) * 1000:.2f} EUR/1000ch  "
             f"wait mean {np.mean(r.waits_h or [0]):.2f} h p95 {np.percentile(r.waits_h or [0], 95):.2f} h "
-            f"[{r.seconds:.1f} s, solve p95 {np.percentile(r.solve_s or [0], 95) * 1000:.0f} ms]")
+            f"[{r.seconds:.1f} s, solve p95 {np.percentile(r.solve_s or [0], 95) * 1000:.0f} ms"
+            f"{f', {r.full_plans:,} of {len(r.solve_s):,} ticks planned in full' if name == 'milp' else ''}]")
     milp = results.get("milp")
     placed_jobs = [j for j in jobs if milp is None or j.job_id in milp.placements]
     hind = hindsight_relaxed(placed_jobs, month, cfg, scale)
@@ -492,6 +499,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--policies", default=",".join(POLICIES))
     ap.add_argument("--no-headroom", action="store_true",
                     help="the plan without the urgent reserve (udfs.headroom), for comparison")
+    ap.add_argument("--replan", choices=REPLAN_MODES, default=DispatchConfig.replan,
+                    help="the plan in full only when its inputs changed (default) or at every tick")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
     if not (REPO / "data" / "sample" / "manifest.json").exists():

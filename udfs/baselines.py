@@ -17,43 +17,45 @@ they never plan ahead); jobs that do not fit now wait for a later tick.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Callable, Iterable
 
-from udfs.objective import HOUR_MS, Option, PlanProblem, greedy_order, start_caps
+from udfs.objective import Option, PlanProblem, free_slots, greedy_order
 
 Chosen = dict[int, Option]
 
 
 def now_option(prob: PlanProblem, jn: int, si: int) -> Option:
-    """The option "job jn starts now at site si" (the problem's own, or computed the same way)."""
+    """The option "job jn starts now at site si" (the problem's own, or priced the same way)."""
     for o in prob.options[jn]:
         if o.site == si and o.start_ms == prob.tick_ms:
             return o
-    job = prob.jobs[jn]
-    curve = prob.sites[si].curve
-    cost = job.slots * float(curve.run_cost(prob.tick_ms, job.duration_ms))
-    known = job.slots * float(curve.run_cost_known(prob.tick_ms, job.duration_ms))
-    delay = prob.delay_per_hour[jn] * (prob.tick_ms - job.submitted_ms) / HOUR_MS
-    return Option(si, prob.tick_ms, cost, known, delay)
+    option = prob.option_at(jn, si, prob.tick_ms)
+    assert option is not None, "callers pick allowed sites with room"
+    return option
 
 
 def _fill(prob: PlanProblem, rank: Callable[[int], tuple], allowed: Callable[[int, int], bool] | None = None,
           headroom: bool = False) -> Chosen:
-    free = [s.available_slots for s in prob.sites]
-    # start-now runs only release over time, so the room now is the room over the whole run
-    # ... and movable work starting now keeps under each site's start cap
-    free_movable = [min(s.movable_free_at(prob.tick_ms, prob.tick_ms), int(cap))
-                    for s, cap in zip(prob.sites, start_caps(prob), strict=True)]
+    # a job starting now needs room at every start point its run covers (placements held outside
+    # the problem may start later, udfs.objective.restricted); movable work starting now keeps
+    # under each site's start cap
+    free = free_slots(prob).copy()
+    free_movable = free_slots(prob, headroom=True).copy()
+    cap_now = prob.start_cap_left[:, 0].copy()
     chosen: Chosen = {}
     for jn in greedy_order(prob.jobs, prob.tick_ms, prob.tick_len_ms):
         job = prob.jobs[jn]
         held = headroom and prob.keeps_headroom(jn)
+        run = bisect.bisect_left(prob.starts, prob.tick_ms + job.duration_ms)
         best = None
         for si, site in enumerate(prob.sites):
-            if free[si] < job.slots or not job.allows(site.site_id) or (allowed is not None and not allowed(jn, si)):
+            if free[si, 0] < job.slots or not job.allows(site.site_id) or (allowed is not None and not allowed(jn, si)):
                 continue
-            if held and free_movable[si] < job.slots:
+            if free[si, :run].min() < job.slots:
+                continue
+            if held and (cap_now[si] < job.slots or free_movable[si, :run].min() < job.slots):
                 continue
             k = (rank(si), site.site_id)
             if best is None or k < best[0]:
@@ -61,9 +63,10 @@ def _fill(prob: PlanProblem, rank: Callable[[int], tuple], allowed: Callable[[in
         if best is None:
             continue
         si = best[1]
-        free[si] -= job.slots
+        free[si, :run] -= job.slots
         if prob.keeps_headroom(jn):
-            free_movable[si] -= job.slots
+            free_movable[si, :run] -= job.slots
+            cap_now[si] -= job.slots
         chosen[jn] = now_option(prob, jn, si)
     return chosen
 

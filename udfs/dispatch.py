@@ -64,7 +64,6 @@ from udfs.objective import (
     missed_jobs,
     objective_of,
     plan_problem,
-    start_caps,
     usage_violations,
 )
 from udfs.timeutil import format_ts
@@ -106,6 +105,9 @@ class DispatchConfig:
     use_presolve: bool = True
     delay: DelayModel = DEFAULT_DELAY
     reduction: Reduction = DEFAULT_REDUCTION
+    # "on-change": plan in full only when the plan's inputs changed, else place the new jobs in the
+    # standing plan's room (udfs.planner); "every-tick": plan in full at every tick
+    replan: str = "every-tick"
 
 
 DEFAULT_CONFIG = DispatchConfig()
@@ -137,6 +139,7 @@ class DispatchResult:
     detail: str = ""  # why a fallback happened, if it did
     proven_gap: float | None = None  # objective - solver's dual bound (HiGHS only), EUR
     wall_clock_limit: bool = False  # the safety net stopped the solver: this decision may vary by machine
+    replanned: bool = True  # planned in full (False: the standing plan kept, udfs.planner)
 
     @property
     def cost(self) -> float:
@@ -156,24 +159,69 @@ def solver_name(choice: str = "auto") -> str:
     return "milp-highs"
 
 
+class _Model(pulp.LpProblem):  # type: ignore[misc,valid-type]
+    """A PuLP problem whose every variable is made by ``add_variable`` and registered then: its
+    variables are known in the order they were made, without PuLP scanning every constraint at
+    each ``variables()`` call."""
+
+    def add_variable(self, *args: Any, **kw: Any) -> pulp.LpVariable:
+        var = super().add_variable(*args, **kw)
+        self._register_variable(var)
+        return var
+
+    def variables(self) -> list[pulp.LpVariable]:
+        return self._variables
+
+
 class _WarmHiGHS(pulp.HiGHS):  # type: ignore[misc,valid-type]
     """pulp.HiGHS that first solves the LP relaxation and rounds it to a feasible plan
     (``round_lp``). When the rounded plan is within ``gap_abs`` of the relaxation's bound it is
     optimal within the tolerance: HiGHS then only confirms it (every column fixed) instead of
     branching. Otherwise the better of it and the greedy plan (``start``) is HiGHS's starting
-    incumbent, so on a time limit the result is never worse than greedy. The relaxation of this
+    incumbent, so on a limit the result is never worse than greedy. The relaxation of this
     model is nearly integral, so the first case is the common one. PuLP's highspy path has no warm
-    start option of its own."""
+    start option of its own. Columns are in the model's variable order; ``start`` and ``round_lp``'s
+    arrays follow it."""
 
-    def __init__(self, start: Mapping[str, float] | None = None,
-                 round_lp: Callable[[list[str], list[float]], tuple[dict[str, float], float]] | None = None,
+    def __init__(self, start: np.ndarray | None = None,
+                 round_lp: Callable[[np.ndarray], tuple[np.ndarray | None, float]] | None = None,
                  gap_abs: float = 0.0, **kw: Any) -> None:
         super().__init__(gapAbs=gap_abs, **kw)
-        self._start = dict(start or {})
+        self._start = start
         self._round_lp = round_lp
         self._gap_abs = gap_abs
         self.lp_bound: float | None = None  # the relaxation's objective, a lower bound
         self.model_status: Any = None  # HiGHS's status of the MIP solve (which limit ended it)
+
+    def buildSolverModel(self, lp: pulp.LpProblem) -> None:  # noqa: N802 - PuLP's name
+        """The model in three calls (columns, integrality, rows as one sparse matrix) instead of
+        PuLP's call per column and per row: the same model, built in a fraction of the time."""
+        import highspy
+
+        h = lp.solverModel
+        variables = lp.variables()
+        n = len(variables)
+        for i, var in enumerate(variables):
+            var.index = i
+        cost = np.fromiter((lp.objective.get(v, 0.0) for v in variables), dtype=np.float64, count=n)
+        h.addVars(n, np.zeros(n), np.ones(n))  # binaries: 0..1, integral
+        h.changeColsCost(n, np.arange(n, dtype=np.int32), cost)
+        if self.mip:
+            h.changeColsIntegrality(n, np.arange(n, dtype=np.int32), np.full(n, highspy.HighsVarType.kInteger))
+        lower, upper, starts, index, value = [], [], [0], [], []
+        for i, row in enumerate(lp._constraints.values()):
+            row.index = i
+            lb, ub = row.getLb(), row.getUb()
+            lower.append(-highspy.kHighsInf if lb is None else lb)
+            upper.append(highspy.kHighsInf if ub is None else ub)
+            for var, coef in row.items():
+                index.append(var.index)
+                value.append(coef)
+            starts.append(len(index))
+        if lower:
+            h.addRows(len(lower), np.asarray(lower), np.asarray(upper), len(index),
+                      np.asarray(starts[:-1], dtype=np.int32), np.asarray(index, dtype=np.int32),
+                      np.asarray(value, dtype=np.float64))
 
     def findSolutionValues(self, lp: pulp.LpProblem) -> tuple[int, int]:  # noqa: N802 - PuLP's name
         """PuLP 3.3 maps every HiGHS status but kSolutionLimit (the node and leaf limits): read the
@@ -205,34 +253,32 @@ class _WarmHiGHS(pulp.HiGHS):  # type: ignore[misc,valid-type]
         # released; inside Flink's thread mode (Python embedded in the JVM) a solve hung there
         # with every Python thread waiting for the GIL. We use no callbacks: turn them off.
         h.disableCallbacks()
-        names = [v.name for v in lp.variables()]
+        n = h.getNumCol()
         start = self._start
-        if self._round_lp is not None and names:
-            n = len(names)
+        if self._round_lp is not None and n:
             cols = np.arange(n, dtype=np.int32)
             h.changeColsIntegrality(n, cols, np.full(n, highspy.HighsVarType.kContinuous))
             h.run()
             relaxed = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
             if relaxed:
                 self.lp_bound = h.getInfo().objective_function_value
-                values = list(h.getSolution().col_value)
+                values = np.asarray(h.getSolution().col_value)
             h.changeColsIntegrality(n, cols, np.full(n, highspy.HighsVarType.kInteger))
             if relaxed:
-                rounded, value = self._round_lp(names, values)
-                if rounded and value - self.lp_bound <= self._gap_abs:
-                    fixed = np.asarray([rounded.get(name, 0.0) for name in names])
-                    h.changeColsBounds(n, cols, fixed, fixed)  # optimal within the gap: no branching
-                start = rounded or start
-        if start:
+                rounded, value = self._round_lp(values)
+                if rounded is not None and value - self.lp_bound <= self._gap_abs:
+                    h.changeColsBounds(n, cols, rounded, rounded)  # optimal within the gap: no branching
+                start = rounded if rounded is not None else start
+        if start is not None:
             sol = highspy.HighsSolution()
-            sol.col_value = [start.get(name, 0.0) for name in names]
+            sol.col_value = list(start)
             sol.value_valid = True
             h.setSolution(sol)
         super().callSolver(lp)
 
 
-def _make_solver(name: str, cfg: DispatchConfig, gap_abs: float, start: Mapping[str, float] | None = None,
-                 round_lp: Callable[[list[str], list[float]], tuple[dict[str, float], float]] | None = None) -> Any:
+def _make_solver(name: str, cfg: DispatchConfig, gap_abs: float, start: np.ndarray | None = None,
+                 round_lp: Callable[[np.ndarray], tuple[np.ndarray | None, float]] | None = None) -> Any:
     if name == "milp-highs":
         return _WarmHiGHS(start, round_lp, gap_abs, msg=False, timeLimit=cfg.time_limit_s, gapRel=0.0, threads=1,
                           mip_max_nodes=cfg.max_nodes, mip_max_leaves=cfg.max_nodes)
@@ -246,7 +292,7 @@ def round_plan(prob: PlanProblem, weight: Mapping[tuple[int, int], float]) -> di
     (then its other options in cost order); a job that fits nowhere is left out."""
     free = free_slots(prob).astype(np.int64)
     free_movable = free_slots(prob, headroom=True).astype(np.int64)
-    cap_left = np.repeat(start_caps(prob)[:, None], len(prob.starts), axis=1)
+    cap_left = prob.start_cap_left.copy()
     starts = prob.starts
     chosen: dict[int, Option] = {}
 
@@ -284,7 +330,7 @@ def _var_name(j: int, k: int) -> str:
 def build_model(prob: PlanProblem) -> tuple[pulp.LpProblem, dict[tuple[int, int], pulp.LpVariable]]:
     """The MILP over the problem's options; returns the problem and ``{(job, option): variable}``.
     Zero-padded names keep PuLP's name-sorted variable order equal to the canonical order."""
-    model = pulp.LpProblem("dispatch", pulp.LpMinimize)
+    model = _Model("dispatch", pulp.LpMinimize)
     x: dict[tuple[int, int], pulp.LpVariable] = {}
     for j, opts in enumerate(prob.options):
         for k in range(len(opts)):
@@ -306,7 +352,7 @@ def build_model(prob: PlanProblem) -> tuple[pulp.LpProblem, dict[tuple[int, int]
 
 def _start_cap_rows(model: pulp.LpProblem, prob: PlanProblem, x: dict[tuple[int, int], pulp.LpVariable]) -> None:
     """Per (site, start point): the slots of movable work starting there <= the site's start cap."""
-    caps = start_caps(prob)
+    caps = prob.start_cap_left
     point = {t: p for p, t in enumerate(prob.starts)}
     rows: dict[tuple[int, int], list[tuple[pulp.LpVariable, int]]] = {}
     for j, opts in enumerate(prob.options):
@@ -314,36 +360,56 @@ def _start_cap_rows(model: pulp.LpProblem, prob: PlanProblem, x: dict[tuple[int,
             for k, o in enumerate(opts):
                 rows.setdefault((o.site, point[o.start_ms]), []).append((x[j, k], prob.jobs[j].slots))
     for (s, p), terms in sorted(rows.items()):
-        if sum(n for _, n in terms) > caps[s]:
-            model += pulp.LpAffineExpression(terms) <= int(caps[s]), f"startcap_{s:05d}_{p:03d}"
+        if sum(n for _, n in terms) > caps[s, p]:
+            model += pulp.LpAffineExpression(terms) <= int(caps[s, p]), f"startcap_{s:05d}_{p:03d}"
 
 
 def _capacity_rows(model: pulp.LpProblem, prob: PlanProblem, x: dict[tuple[int, int], pulp.LpVariable],
                    free: np.ndarray, name: str, counts: Callable[[int], bool]) -> None:
     """Per (site, start point): the slots of the counted jobs running there <= ``free``; rows that
-    cannot bind are not emitted."""
-    point = {t: p for p, t in enumerate(prob.starts)}
+    cannot bind (the counted jobs' largest terms fit) are not emitted."""
+    cover = option_cover(prob, [j for j in range(len(prob.jobs)) if counts(j)])
+    if cover is None:
+        return
+    keys, jobs, opts, slots = cover
     n_points = len(prob.starts)
-    rows: dict[tuple[int, int], list[tuple[pulp.LpVariable, int]]] = {}
-    most: dict[tuple[int, int], dict[int, int]] = {}  # per row: each job's largest term
-    for j, opts in enumerate(prob.options):
-        if not counts(j):
-            continue
-        job = prob.jobs[j]
-        for k, o in enumerate(opts):
-            end = o.start_ms + job.duration_ms
-            p = point[o.start_ms]
-            while p < n_points and prob.starts[p] < end:
-                key = (o.site, p)
-                rows.setdefault(key, []).append((x[j, k], job.slots))
-                most.setdefault(key, {})[j] = job.slots
-                p += 1
-    for key in sorted(rows):
-        s, p = key
-        cap = int(free[s, p])
-        if sum(most[key].values()) <= cap:  # a job counts once per point at most: cannot bind
-            continue
-        model += pulp.LpAffineExpression(rows[key]) <= cap, f"{name}_{s:05d}_{p:03d}"
+    # a job counts once per row at most: the row cannot bind when its jobs' slots fit
+    n_jobs = len(prob.jobs)
+    job_slots = np.asarray([j.slots for j in prob.jobs], dtype=np.int64)
+    pair = np.unique(keys * n_jobs + jobs)
+    most = np.bincount(pair // n_jobs, weights=job_slots[pair % n_jobs], minlength=free.size)
+    binding = most > free.ravel()
+    if not binding.any():
+        return
+    keep = binding[keys]
+    keys, opts, slots = keys[keep], opts[keep], slots[keep]
+    variables = list(x.values())  # in option order (build_model adds them so)
+    bounds = np.flatnonzero(np.diff(keys)) + 1
+    for lo, hi in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [len(keys)])), strict=True):
+        s, p = divmod(int(keys[lo]), n_points)
+        terms = [(variables[i], int(n)) for i, n in zip(opts[lo:hi], slots[lo:hi], strict=True)]
+        model += pulp.LpAffineExpression(terms) <= int(free[s, p]), f"{name}_{s:05d}_{p:03d}"
+
+
+def option_cover(prob: PlanProblem, jobs: list[int]) -> tuple[np.ndarray, ...] | None:
+    """Every (site, start point) each option of the given jobs runs over, as arrays sorted by
+    (row key = site x points + point, option): (key, job, option's index in canonical order, slots)."""
+    first = np.cumsum([0] + [len(o) for o in prob.options])  # option index of each job's first option
+    rows = [(j, first[j] + k, o.site, o.start_ms, prob.jobs[j].duration_ms, prob.jobs[j].slots)
+            for j in jobs for k, o in enumerate(prob.options[j])]
+    if not rows:
+        return None
+    job, opt, site, start, dur, slots = (np.asarray(c, dtype=np.int64) for c in zip(*rows, strict=True))
+    starts = np.asarray(prob.starts, dtype=np.int64)
+    p0 = np.searchsorted(starts, start, side="left")
+    p1 = np.searchsorted(starts, start + dur, side="left")
+    width = p1 - p0
+    each = np.repeat(np.arange(len(rows)), width)
+    point = p0[each] + np.arange(len(each)) - np.repeat(np.cumsum(width) - width, width)
+    keys = site[each] * len(starts) + point
+    order = np.argsort(keys, kind="stable")  # within a row, options stay in canonical order
+    each = each[order]
+    return keys[order], job[each], opt[each], slots[each]
 
 
 def _best_fits(prob: PlanProblem) -> dict[int, Option] | None:
@@ -408,17 +474,25 @@ def solve_problem(prob: PlanProblem, cfg: DispatchConfig = DEFAULT_CONFIG, t0: f
             return done(best, STATUS_OPTIMAL, "presolve")
     name = solver_name(cfg.solver)
     model, x = build_model(prob)
-    index = {(j, o): k for j, opts in enumerate(prob.options) for k, o in enumerate(opts)}
-    start = {_var_name(j, index[j, o]): 1.0 for j, o in g.items()}
-    scale = sum(max((abs(o.cost + o.delay) for o in opts), default=0.0) for opts in prob.options)
-    var_of = {_var_name(j, k): (j, k) for (j, k) in x}
+    columns = list(x)  # (job, option) of each column, in the model's variable order
+    column_of = {(j, prob.options[j][k]): c for c, (j, k) in enumerate(columns)}
 
-    def round_lp(names: list[str], values: list[float]) -> tuple[dict[str, float], float]:
-        rounded = round_plan(prob, {var_of[n]: v for n, v in zip(names, values, strict=True) if v > 1e-9})
+    def as_columns(chosen: Mapping[int, Option]) -> np.ndarray:
+        values = np.zeros(len(columns))
+        values[[column_of[j, o] for j, o in chosen.items()]] = 1.0
+        return values
+
+    start = as_columns(g)
+    scale = sum(max((abs(o.cost + o.delay) for o in opts), default=0.0) for opts in prob.options)
+    best_rounded: dict[int, Option] = {}
+
+    def round_lp(values: np.ndarray) -> tuple[np.ndarray | None, float]:
+        rounded = round_plan(prob, {columns[c]: float(values[c]) for c in np.flatnonzero(values > 1e-9)})
         value = objective_of(prob, rounded)
+        best_rounded.update(rounded)
         if value > greedy_obj:
-            return {}, value
-        return {_var_name(j, index[j, o]): 1.0 for j, o in rounded.items()}, value
+            return None, value
+        return as_columns(rounded), value
 
     solver = _make_solver(name, cfg, max(1e-9, cfg.gap_eur_rel * scale), start, round_lp)
     s0 = time.perf_counter()
@@ -442,6 +516,12 @@ def solve_problem(prob: PlanProblem, cfg: DispatchConfig = DEFAULT_CONFIG, t0: f
         obj = objective_of(prob, chosen)
     except ValueError as exc:  # numerically infeasible rounding: keep the safe plan
         return done(g, STATUS_GREEDY, "greedy", n_vars=len(x), wall_clock_limit=clock, detail=f"{name}: {exc}")
+    if best_rounded and status != STATUS_OPTIMAL:
+        # HiGHS may end a root-only search on an incumbent of its own, worse than the rounded
+        # relaxation it was started from: keep the better of the two
+        rounded_obj = objective_of(prob, best_rounded)
+        if rounded_obj < obj:
+            chosen, obj = dict(best_rounded), rounded_obj
     if obj > greedy_obj + 1e-9 * max(1.0, abs(greedy_obj)):
         # Only reachable on a limit or through the solver's gap tolerance.
         return done(g, STATUS_GREEDY, "greedy", n_vars=len(x), wall_clock_limit=clock,

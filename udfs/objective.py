@@ -49,9 +49,10 @@ job at its best option that fits is optimal for the full problem (udfs.dispatch'
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -178,6 +179,14 @@ class CostCurve:
         return np.interp(s + duration_ms, e, cum) - np.interp(s, e, cum)
 
 
+def _busy(releases: tuple[tuple[int, int], ...], t: np.ndarray) -> np.ndarray:
+    """Slots of the given (end_ms, slots) runs still running at each time of ``t``."""
+    if not releases:
+        return np.zeros(len(t), dtype=np.int64)
+    ends, slots = np.asarray(releases, dtype=np.int64).T
+    return ((ends[None, :] > t[:, None]) * slots[None, :]).sum(axis=1)
+
+
 @dataclass(frozen=True)
 class SitePlan:
     """A site as the planner sees it at a tick."""
@@ -194,16 +203,16 @@ class SitePlan:
     start_cap: int = 0  # most slots of movable work that may start here at one start point (0: no cap;
     # udfs.headroom.start_cap)
 
-    def free_at(self, t_ms: int, tick_ms: int) -> int:
-        if t_ms <= tick_ms:
-            return self.available_slots
-        busy = sum(n for end, n in self.releases if end > t_ms)
-        return max(0, self.capacity_slots - busy)
-
-    def movable_free_at(self, t_ms: int, tick_ms: int) -> int:
-        """Slots movable work may still take at ``t``: capacity - reserve - movable work running."""
-        busy = sum(n for end, n in self.movable_releases if end > t_ms)
-        return min(self.free_at(t_ms, tick_ms), max(0, self.capacity_slots - self.reserve - busy))
+    def free_over(self, points: Sequence[int], tick_ms: int, movable: bool = False) -> np.ndarray:
+        """Slots free at each of ``points`` (ms): now the available slots, later the capacity less
+        the running jobs still running then; ``movable``: what movable work may take there
+        (capacity - reserve - movable work running, and never more than is free)."""
+        t = np.asarray(points, dtype=np.int64)
+        free = np.maximum(0, self.capacity_slots - _busy(self.releases, t))
+        free = np.where(t <= tick_ms, self.available_slots, free)
+        if not movable:
+            return free
+        return np.minimum(free, np.maximum(0, self.capacity_slots - self.reserve - _busy(self.movable_releases, t)))
 
     def now(self) -> SiteState:
         return SiteState(self.site_id, self.curve.rate_now(), self.available_slots, self.region, self.price_per_mwh)
@@ -253,13 +262,57 @@ class PlanProblem:
     ref_cost: tuple[float, ...] = field(default=())  # per job: |cost now at its cheapest site|
     delay_per_hour: tuple[float, ...] = field(default=())  # per job: rate_p x ref_cost
     movable: tuple[bool, ...] = field(default=())  # per job: not urgent (is_urgent), so held to the headroom
+    # (site, start point) arrays of what placements outside this problem already hold (``restricted``):
+    # slots running, movable slots running, movable slots starting
+    held: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, compare=False, repr=False)
 
     def coef(self, j: int, o: Option) -> float:
         return o.cost + o.delay - self.bonus[j]
 
+    @functools.cached_property
+    def free(self) -> np.ndarray:
+        """Slots free at every (site, start point) before the plan (see ``free_slots``)."""
+        return self._room([s.free_over(self.starts, self.tick_ms) for s in self.sites], 0)
+
+    @functools.cached_property
+    def free_movable(self) -> np.ndarray:
+        return self._room([s.free_over(self.starts, self.tick_ms, movable=True) for s in self.sites], 1)
+
+    @functools.cached_property
+    def start_cap_left(self) -> np.ndarray:
+        """Per (site, start point), the movable slots that may still start there: the site's
+        ``start_cap``, never less than the largest movable job (none is shut out); no cap: more
+        than any plan holds."""
+        most = sum(j.slots for j in self.jobs) + 1
+        largest = max((j.slots for jn, j in enumerate(self.jobs) if self.movable and self.movable[jn]), default=0)
+        caps = np.asarray([max(s.start_cap, largest) if s.start_cap else 0 for s in self.sites], dtype=np.int64)
+        left = self._room([np.full(len(self.starts), c) for c in caps], 2)
+        return _frozen(np.where(caps[:, None] > 0, left, most))
+
+    def _room(self, rows: list[np.ndarray], held: int) -> np.ndarray:
+        a = np.asarray(rows, dtype=np.int64).reshape(len(rows), len(self.starts))
+        if self.held is not None:
+            a = np.maximum(0, a - self.held[held])
+        return _frozen(a)
+
+    def option_at(self, j: int, si: int, start_ms: int) -> Option | None:
+        """Job j at site si from ``start_ms``, priced as ``plan_problem`` prices its options (None if
+        the site is not allowed or too small)."""
+        job, site = self.jobs[j], self.sites[si]
+        if not job.allows(site.site_id) or job.slots > max(site.capacity_slots, site.available_slots):
+            return None
+        cost = job.slots * float(site.curve.run_cost(start_ms, job.duration_ms))
+        known = job.slots * float(site.curve.run_cost_known(start_ms, job.duration_ms))
+        return Option(si, start_ms, cost, known, self.delay_per_hour[j] * (start_ms - job.submitted_ms) / HOUR_MS)
+
     def keeps_headroom(self, j: int) -> bool:
         """Job j may not use the sites' reserve: movable, and not forced to start now."""
         return bool(self.movable) and self.movable[j] and self.jobs[j].job_id not in self.forced
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
 
 
 def is_expired(job: Job, tick_ms: int) -> bool:
@@ -417,15 +470,17 @@ def plan_problem(jobs: Iterable[Job], sites: Iterable[SitePlan], tick_ms: int, *
 
 def usage(prob: PlanProblem, chosen: Mapping[int, Option], headroom_only: bool = False) -> np.ndarray:
     """Slots planned at every (site, start point); ``headroom_only``: of the jobs held to the headroom."""
-    used = np.zeros((len(prob.sites), len(prob.starts)), dtype=np.int64)
-    for jn, o in chosen.items():
-        if headroom_only and not prob.keeps_headroom(jn):
-            continue
-        end = o.start_ms + prob.jobs[jn].duration_ms
-        lo = bisect.bisect_left(prob.starts, o.start_ms)
-        hi = bisect.bisect_left(prob.starts, end)
-        used[o.site, lo:hi] += prob.jobs[jn].slots
-    return used
+    n_s, n_p = len(prob.sites), len(prob.starts)
+    runs = [(o.site, o.start_ms, o.start_ms + prob.jobs[jn].duration_ms, prob.jobs[jn].slots)
+            for jn, o in chosen.items() if not headroom_only or prob.keeps_headroom(jn)]
+    if not runs:
+        return np.zeros((n_s, n_p), dtype=np.int64)
+    site, start, end, slots = (np.asarray(c, dtype=np.int64) for c in zip(*runs, strict=True))
+    starts = np.asarray(prob.starts, dtype=np.int64)
+    change = np.zeros((n_s, n_p + 1), dtype=np.int64)  # +slots where a run starts, -slots after it
+    np.add.at(change, (site, np.searchsorted(starts, start)), slots)
+    np.add.at(change, (site, np.searchsorted(starts, end)), -slots)
+    return np.cumsum(change, axis=1)[:, :n_p]
 
 
 def movable_starts(prob: PlanProblem, chosen: Mapping[int, Option]) -> np.ndarray:
@@ -437,20 +492,10 @@ def movable_starts(prob: PlanProblem, chosen: Mapping[int, Option]) -> np.ndarra
     return started
 
 
-def start_caps(prob: PlanProblem) -> np.ndarray:
-    """Per site, the movable slots that may start at one start point: its ``start_cap``, but never
-    less than the largest movable job (none is shut out); no cap: more than any plan holds."""
-    most = sum(j.slots for j in prob.jobs) + 1
-    largest = max((j.slots for jn, j in enumerate(prob.jobs) if prob.movable and prob.movable[jn]), default=0)
-    return np.asarray([max(s.start_cap, largest) if s.start_cap else most for s in prob.sites], dtype=np.int64)
-
-
 def free_slots(prob: PlanProblem, headroom: bool = False) -> np.ndarray:
-    """Slots free at every (site, start point) before the plan; ``headroom``: free to movable work."""
-    if headroom:
-        return np.asarray([[s.movable_free_at(p, prob.tick_ms) for p in prob.starts] for s in prob.sites],
-                          dtype=np.int64)
-    return np.asarray([[s.free_at(p, prob.tick_ms) for p in prob.starts] for s in prob.sites], dtype=np.int64)
+    """Slots free at every (site, start point) before the plan; ``headroom``: free to movable work.
+    Computed once per problem (read-only)."""
+    return prob.free_movable if headroom else prob.free
 
 
 def usage_violations(prob: PlanProblem, chosen: Mapping[int, Option]) -> list[str]:
@@ -474,7 +519,7 @@ def usage_violations(prob: PlanProblem, chosen: Mapping[int, Option]) -> list[st
             for si, pi in over[:5]:
                 out.append(f"site {prob.sites[si].site_id!r}: movable work in the urgent reserve at {prob.starts[pi]}")
         if any(s.start_cap for s in prob.sites):
-            over = np.argwhere(movable_starts(prob, chosen) > start_caps(prob)[:, None])
+            over = np.argwhere(movable_starts(prob, chosen) > prob.start_cap_left)
             for si, pi in over[:5]:
                 out.append(f"site {prob.sites[si].site_id!r}: movable starts over the cap at {prob.starts[pi]}")
     return out
@@ -486,6 +531,23 @@ def objective_of(prob: PlanProblem, chosen: Mapping[int, Option]) -> float:
     if bad:
         raise ValueError("infeasible plan: " + "; ".join(bad[:3]))
     return sum(prob.coef(jn, chosen[jn]) for jn in sorted(chosen))  # fixed order: identical floats
+
+
+def restricted(prob: PlanProblem, fixed: Mapping[int, Option]) -> PlanProblem:
+    """The problem of the jobs not in ``fixed`` ({job index: option}), in the room the fixed
+    placements leave (their slots running, movable slots running and starting held at every point)."""
+    keep = [jn for jn in range(len(prob.jobs)) if jn not in fixed]
+    held = (usage(prob, fixed), usage(prob, fixed, headroom_only=True), movable_starts(prob, fixed))
+    if prob.held is not None:
+        held = tuple(a + b for a, b in zip(prob.held, held, strict=True))  # type: ignore[assignment]
+
+    def pick(values: tuple) -> tuple:
+        return tuple(values[jn] for jn in keep) if values else values
+
+    ids = {prob.jobs[jn].job_id for jn in keep}
+    return replace(prob, jobs=pick(prob.jobs), options=pick(prob.options), bonus=pick(prob.bonus),
+                   forced=prob.forced & ids, ref_cost=pick(prob.ref_cost), delay_per_hour=pick(prob.delay_per_hour),
+                   movable=pick(prob.movable), held=held)
 
 
 def as_plan(prob: PlanProblem, chosen: Mapping[int, Option]) -> dict[str, tuple[str, int]]:
