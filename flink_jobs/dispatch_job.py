@@ -203,7 +203,7 @@ def build_pipeline(t_env: StreamTableEnvironment, cfg: JobConfig) -> DataStream:
     outputs = (
         key_by_first_field(batched_by_watermark(ticks), RAW_BATCH_TYPE)
         .process(TickOperator(cfg.sites_file, tick_ms, cfg.solver_time_limit_s,
-                              keys if site_shard else None, site_shard), output_type=OUT_TYPE)
+                              keys if site_shard else None, site_shard, cfg.replan), output_type=OUT_TYPE)
         .name("dispatch")
         .uid("dispatch")
     )

@@ -55,10 +55,12 @@ class TickOperator(KeyedProcessFunction):
     ticks and job events waiting for their tick (by tick)."""
 
     def __init__(self, sites_file: str, tick_len_ms: int, solver_time_limit_s: float,
-                 shard_keys: list[str] | None = None, site_shard: dict[str, int] | None = None):
+                 shard_keys: list[str] | None = None, site_shard: dict[str, int] | None = None,
+                 replan: str = "every-tick"):
         self.sites_file = sites_file
         self.tick_len_ms = tick_len_ms
         self.solver_time_limit_s = solver_time_limit_s
+        self.replan = replan
         # sharded dispatch: the Flink key of each shard and the shard of each site (else one key)
         self.shard_keys = shard_keys or []
         self.site_shard = site_shard or {}
@@ -72,7 +74,8 @@ class TickOperator(KeyedProcessFunction):
         self.shard_catalogues = {key: shard_catalogue(self.catalogue, self.site_shard, shard)
                                  for key, shard in self.shard_of_key.items()}
         self.subtask = subtask_index(runtime_context)
-        self.config = DispatchConfig(tick_len_ms=self.tick_len_ms, time_limit_s=self.solver_time_limit_s)
+        self.config = DispatchConfig(tick_len_ms=self.tick_len_ms, time_limit_s=self.solver_time_limit_s,
+                                     replan=self.replan)
 
         def state(name: str):
             return runtime_context.get_state(ValueStateDescriptor(name, Types.PICKLED_BYTE_ARRAY()))

@@ -40,13 +40,13 @@ from udfs.dispatch import (
     decision_id,
     decision_records,
     rejection_reason,
-    solve_problem,
 )
 from udfs.forecast import HISTORY_MS, price_curve
 from udfs.headroom import UrgentDemand, start_cap
 from udfs.ledger import Ledger
 from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, is_urgent, objective_of, plan_problem
 from udfs.offers import OfferBook
+from udfs.planner import Planner
 from udfs.records import ParsedRecord, json_text
 from udfs.timeutil import format_ts
 
@@ -133,6 +133,7 @@ class Dispatcher:
         self._last_cost: dict[str, tuple[tuple, SiteCost]] = {}
         self.rr_pointer = 0
         self.urgent = UrgentDemand()  # the urgent reserve each site keeps from movable work
+        self.planner = Planner(config)  # the standing plan between ticks (udfs.planner)
         self.cumulative = {"cost": 0.0, "cost_greedy": 0.0, "cost_naive": 0.0, "wall_clock_limit_ticks": 0}
 
     # ------------------------------------------------------------------ job events
@@ -239,7 +240,7 @@ class Dispatcher:
             prob = plan_problem(jobs, plans, tick_ms, tick_len_ms=cfg.tick_len_ms, horizon_ms=cfg.horizon_ms,
                                 delay=cfg.delay, reduction=cfg.reduction)
             self._remember_first_sight(prob)
-            result = solve_problem(prob, cfg)
+            result = self.planner.decide(prob)
             out.decisions.extend(decision_records(result, jobs, tick_ms,
                                                   {jid: g for jid, (g, _) in self.first_sight.items()}))
             by_id = {j.job_id: j for j in jobs}
@@ -289,6 +290,7 @@ class Dispatcher:
             # the solver's wall-clock safety net fired (udfs.dispatch): replay equality holds only without it
             "solver_wall_clock_limit": bool(result and result.wall_clock_limit),
             "solver_wall_clock_limit_ticks": c["wall_clock_limit_ticks"],
+            "replanned": bool(result and result.replanned),  # planned in full (udfs.planner)
             "objective": round(result.objective, 6) if result else 0.0,
             "objective_greedy": round(result.greedy_objective, 6) if result else 0.0,
             "objective_naive": None if naive_obj is None else round(naive_obj, 6),
@@ -416,7 +418,8 @@ class Dispatcher:
                 len(self.shadow_pending), self.shadow_missed,
                 tuple((k, len(v)) for k, v in sorted(self.urgent.active.items())),
                 tuple((k, v[-1] if v else None) for k, v in sorted(self.urgent.peaks.items())),
-                tuple(self.cumulative.values()), tuple(sorted(self.site_rates.items())))
+                tuple(self.cumulative.values()), tuple(sorted(self.site_rates.items())), self.planner.basis,
+                tuple(sorted(self.planner.standing.items())))
 
     def next_deadline_tick(self, tick_len_ms: int) -> int | None:
         """The last tick that can still start the job with the earliest pending deadline (its
@@ -428,7 +431,7 @@ class Dispatcher:
         return min(deadlines) // tick_len_ms * tick_len_ms
 
     # ------------------------------------------------------------------ state
-    STATE_VERSION = 3
+    STATE_VERSION = 4
 
     @property
     def running(self) -> dict[str, dict[str, Any]]:
@@ -439,7 +442,8 @@ class Dispatcher:
                 "shadow": {"pending": self.shadow_pending, "ledger": self.shadow.to_state(),
                            "missed": self.shadow_missed},
                 "decided": self.decided, "first_sight": self.first_sight, "site_rates": self.site_rates,
-                "rr_pointer": self.rr_pointer, "cumulative": self.cumulative, "urgent": self.urgent.to_state()}
+                "rr_pointer": self.rr_pointer, "cumulative": self.cumulative, "urgent": self.urgent.to_state(),
+                "planner": self.planner.to_state()}
 
     def load_state(self, state: dict[str, Any] | None) -> None:
         if not state:
@@ -458,6 +462,7 @@ class Dispatcher:
         self.rr_pointer = int(state["rr_pointer"])
         self.cumulative = dict(state["cumulative"])
         self.urgent.load_state(state.get("urgent"))
+        self.planner.load_state(state.get("planner"))
 
 
 def _decision(job_id: str, tick_ms: int, status: str, reason: str) -> dict[str, Any]:
