@@ -29,8 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from udfs.dispatch import DispatchConfig, solve_dispatch  # noqa: E402
 from udfs.objective import DEFAULT_HORIZON_MS, HOUR_MS, CostCurve, Job, SitePlan  # noqa: E402
+from udfs.optimizer import DispatchConfig, solve_dispatch  # noqa: E402
 
 TICK_MS = 1_530_439_200_000 + 5 * 60_000  # 2018-07-01T10:05:00Z
 DOC = REPO / "docs" / "BENCHMARKS.md"
@@ -160,7 +160,7 @@ Command: `make bench-dispatch` (= `.venv/bin/python -m bench.bench_dispatch`; `-
 small grid without writing this file). Machine: {machine}; shared with other processes while
 measured.
 
-What is measured: wall time of one `udfs.dispatch.solve_dispatch` call (the plan problem with
+What is measured: wall time of one `udfs.optimizer.solve_dispatch` call (the plan problem with
 every pending job's options over the {horizon} h horizon, the greedy plan, the PuLP model, the LP
 relaxation rounded to a warm start, the HiGHS solve, read back, compare with greedy), over
 {instances} seeded instances per row. The search is bounded by work (issue 26): HiGHS's root only

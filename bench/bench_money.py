@@ -65,12 +65,12 @@ from sources.jobs import generate_jobs  # noqa: E402
 from udfs import baselines, topics  # noqa: E402
 from udfs.catalogue import Catalogue, load_catalogue  # noqa: E402
 from udfs.cost import site_cost  # noqa: E402
-from udfs.dispatch import DispatchConfig  # noqa: E402
-from udfs.planner import REPLAN_MODES, Planner  # noqa: E402
 from udfs.dispatcher import MAX_CURVE_RUN_MS, SiteInputs, cost_curve, job_from_record  # noqa: E402
 from udfs.headroom import UrgentDemand, start_cap  # noqa: E402
 from udfs.ledger import Ledger  # noqa: E402
 from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, latest_start, plan_problem  # noqa: E402
+from udfs.optimizer import DispatchConfig  # noqa: E402
+from udfs.planner import REPLAN_MODES, Planner  # noqa: E402
 from udfs.timeutil import parse_ts_ms, tick_at_or_after  # noqa: E402
 
 TITLE = "Money"

@@ -33,7 +33,7 @@ class JobConfig:
     restart_attempts: int = 10
     restart_delay_s: float = 5.0
     sites_file: str = str(REPO / "conf" / "sites.yaml")
-    solver_time_limit_s: float = 10.0  # a safety net: decisions are bounded by work (udfs.dispatch)
+    solver_time_limit_s: float = 10.0  # a safety net: decisions are bounded by work (udfs.optimizer)
     replan: str = "every-tick"  # udfs.planner
     dispatch_shards: int = 1
     state_dir: str = str(REPO / ".run" / "checkpoints")

@@ -19,7 +19,7 @@ from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 from flink_jobs.elements import DEAD_JOB, SINGLE_KEY, Packer, dead_letter_row, subtask_index
 from udfs import topics
 from udfs.catalogue import load_catalogue
-from udfs.dispatch import DispatchConfig
+from udfs.optimizer import DispatchConfig
 from udfs.records import job_event, json_text
 from udfs.sharding import shard_catalogue
 from udfs.tick_engine import SITE_TICK, TickEngine, TickResult

@@ -12,8 +12,8 @@ from __future__ import annotations
 from bench.site_history import site_histories
 from udfs import topics
 from udfs.catalogue import load_catalogue
-from udfs.dispatch import DispatchConfig
 from udfs.dispatcher import Dispatcher, SiteInputs
+from udfs.optimizer import DispatchConfig
 from udfs.records import ParsedRecord
 from udfs.timeutil import tick_at_or_after
 

@@ -10,7 +10,7 @@ The same inputs always give the same outputs (apart from measured solve times).
 
 Per tick: site costs (udfs.cost), then each available site's cost curve over the horizon
 (udfs.forecast: known offers, a forecast beyond; PUE of the latest weather), then the plan
-(udfs.dispatch), of which only the starts due now are committed.
+(udfs.optimizer), of which only the starts due now are committed.
 
 Money accounting (``pipeline-metrics``), every figure in EUR:
 
@@ -34,18 +34,18 @@ from typing import Any
 from udfs.baselines import greedy, round_robin
 from udfs.catalogue import Catalogue, Site
 from udfs.cost import SiteCost, site_cost
-from udfs.dispatch import (
+from udfs.forecast import HISTORY_MS, price_curve
+from udfs.headroom import UrgentDemand, start_cap
+from udfs.ledger import Ledger
+from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, is_urgent, objective_of, plan_problem
+from udfs.offers import OfferBook
+from udfs.optimizer import (
     DispatchConfig,
     DispatchResult,
     decision_id,
     decision_records,
     rejection_reason,
 )
-from udfs.forecast import HISTORY_MS, price_curve
-from udfs.headroom import UrgentDemand, start_cap
-from udfs.ledger import Ledger
-from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, is_urgent, objective_of, plan_problem
-from udfs.offers import OfferBook
 from udfs.planner import Planner
 from udfs.records import ParsedRecord, json_text
 from udfs.timeutil import format_ts
@@ -287,7 +287,7 @@ class Dispatcher:
             "solver": result.solver if result else "none",
             "solver_status": result.status if result else "empty",
             "solve_ms": round(result.solve_ms, 3) if result else 0.0,
-            # the solver's wall-clock safety net fired (udfs.dispatch): replay equality holds only without it
+            # the solver's wall-clock safety net fired (udfs.optimizer): replay equality holds only without it
             "solver_wall_clock_limit": bool(result and result.wall_clock_limit),
             "solver_wall_clock_limit_ticks": c["wall_clock_limit_ticks"],
             "replanned": bool(result and result.replanned),  # planned in full (udfs.planner)

@@ -1,6 +1,6 @@
 """The dispatch problem of one tick, planned ahead, and the objective every planner is scored with.
 
-Shared by the MILP (``udfs.dispatch``), the baselines (``udfs.baselines``), the benchmarks and
+Shared by the MILP (``udfs.optimizer``), the baselines (``udfs.baselines``), the benchmarks and
 the tests, so the optimizer and the baselines are compared under exactly the same function.
 
 **What is decided.** At tick ``t0`` every pending job j gets at most one *option* o = (site s,
@@ -43,7 +43,7 @@ lightly; a job that arrives later with a higher priority can still take them.)
 
 **Reduction** (``Reduction``): each job keeps its 5 best options, the best start at each of its 5
 best sites and its cheapest start now; its best option is always among them, so a plan of every
-job at its best option that fits is optimal for the full problem (udfs.dispatch's presolve).
+job at its best option that fits is optimal for the full problem (udfs.optimizer's presolve).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Model-predictive control across ticks: plan in full only when the plan's inputs changed.
 
-A full plan (udfs.dispatch.solve_problem over every pending job) is made when:
+A full plan (udfs.optimizer.solve_problem over every pending job) is made when:
 
 * the hour changed since the standing plan was made: a new hour joins the horizon, and the plan's
   later starts lie on the hour, so one may be due now;
@@ -26,8 +26,8 @@ import math
 from dataclasses import replace
 from typing import Any
 
-from udfs.dispatch import DEFAULT_CONFIG, DispatchConfig, DispatchResult, Placement, solve_problem
 from udfs.objective import HOUR_MS, Option, PlanProblem, restricted
+from udfs.optimizer import DEFAULT_CONFIG, DispatchConfig, DispatchResult, Placement, solve_problem
 
 REPLAN_MODES = ("on-change", "every-tick")
 

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from udfs.catalogue import Catalogue
-from udfs.dispatch import DispatchConfig
 from udfs.dispatcher import Dispatcher, SiteInputs, TickOutput
 from udfs.forecast import HISTORY_MS
 from udfs.offers import Offer, OfferBook
+from udfs.optimizer import DispatchConfig
 from udfs.records import ParsedRecord
 from udfs.timeutil import tick_at_or_after
 

@@ -147,7 +147,7 @@ def test_dispatch_matches_reference_exactly(clean_run, expected):
 
 
 def test_reference_has_ticks_that_end_on_the_work_limit(expected):
-    """The equality above covers solves stopped by the deterministic node budget (udfs.dispatch),
+    """The equality above covers solves stopped by the deterministic node budget (udfs.optimizer),
     and none stopped by the wall clock: the same decisions on any machine under any load."""
     metrics = expected[topics.PIPELINE_METRICS]
     assert any(m["solver_status"] == "work-limit" for m in metrics)

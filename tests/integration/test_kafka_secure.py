@@ -90,7 +90,7 @@ def test_verifier_reads_with_credentials(secure_broker):
     producer.flush()
     producer.close()
     env = {"PATH": "/usr/bin:/bin", "GRD_KAFKA_PASSWORD_FILE": str(secure_broker.run_dir / "client.password")}
-    proc = subprocess.run([sys.executable, "-m", "flink_jobs.verify", "--bootstrap", secure_broker.bootstrap,
+    proc = subprocess.run([sys.executable, "-m", "deploy.verify", "--bootstrap", secure_broker.bootstrap,
                            "--topic-prefix", "sec-", "--sasl-username", kafka_secure.DEFAULT_USER, "--timeout-s", "30"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,7 +1,7 @@
 """Fault injection on the real stack: a standalone Flink session cluster and a dedicated Kafka
 broker, both started by this module (free ports, temporary directories), running the dispatch
 job UNBOUNDED while the scenario is produced in event-time chunks. After each fault the outputs
-are reconciled with `python -m flink_jobs.verify` (0 lost, 0 duplicated, no capacity or
+are reconciled with `python -m deploy.verify` (0 lost, 0 duplicated, no capacity or
 expired-offer violation) and compared with the batch reference (tests/reference.py).
 
 The chaos replay (duplicates, reordering, jitter -> identical dispatch) is covered on the
@@ -31,7 +31,7 @@ import pytest
 
 from deploy.local import flink_cluster, kafka_broker
 from deploy.local.common import REPO, RUN_DIR, free_port, pid_alive
-from flink_jobs.verify import read_committed
+from deploy.verify import read_committed
 from tests import scenario
 from tests.integration.test_dispatch_job import canonical, comparable_decision, key_of, scenario_events
 from tests.reference import reference_run
@@ -287,7 +287,7 @@ def wait_progress(bootstrap: str, prefix: str, at_least_ms: int, timeout: float 
 
 
 def run_verifier(bootstrap: str, prefix: str) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "flink_jobs.verify", "--bootstrap", bootstrap, "--topic-prefix",
+    proc = subprocess.run([sys.executable, "-m", "deploy.verify", "--bootstrap", bootstrap, "--topic-prefix",
                            prefix, "--json"],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from udfs import baselines
-from udfs.dispatch import DispatchConfig, solve_problem
 from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, objective_of, plan_problem, usage_violations
+from udfs.optimizer import DispatchConfig, solve_problem
 
 T = 1_530_439_200_000
 
@@ -71,7 +71,7 @@ def test_all_baselines_feasible_and_milp_at_least_as_good(spec) -> None:
     prob = plan_problem(jobs, sites, T)
     cfg = DispatchConfig()
     milp = solve_problem(prob, cfg)
-    # never worse than greedy; than the others, within the solver's stated tolerance (udfs.dispatch:
+    # never worse than greedy; than the others, within the solver's stated tolerance (udfs.optimizer:
     # gap_eur_rel of the tick's EUR scale; the root-only work limit may stop there)
     tolerance = cfg.gap_eur_rel * sum(max((abs(o.cost + o.delay) for o in opts), default=0.0) for opts in prob.options)
     assert milp.objective <= objective_of(prob, baselines.greedy(prob)) + 1e-9

@@ -1,5 +1,5 @@
 """Deadline safety over many ticks (issue 26): in a closed loop over small random streams with
-urgent jobs pinned to one site and tight capacity, two runs of the plan (udfs.dispatch with the
+urgent jobs pinned to one site and tight capacity, two runs of the plan (udfs.optimizer with the
 urgent reserve and start cap of udfs.headroom) give the same decisions; and the plan missing no more deadlines
 than greedy holds summed over many seeded streams but NOT on every stream (a known counterexample
 is kept as a test; docs/BENCHMARKS.md "Contention with pinned urgent work").
@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from udfs import baselines
-from udfs.dispatch import DispatchConfig, solve_problem
 from udfs.headroom import UrgentDemand, start_cap
 from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, is_urgent, plan_problem, usage_violations
+from udfs.optimizer import DispatchConfig, solve_problem
 
 T0 = 1_530_403_200_000  # 2018-07-01T00:00Z
 TICK = 10 * 60_000

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from udfs.dispatch import DispatchConfig
 from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, plan_problem, restricted
+from udfs.optimizer import DispatchConfig
 from udfs.planner import Planner
 
 H = HOUR_MS

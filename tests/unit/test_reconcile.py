@@ -1,9 +1,9 @@
-"""udfs.reconcile: the exactly-once verifier's logic on hand-made inputs."""
+"""deploy.reconcile: the exactly-once verifier's logic on hand-made inputs."""
 
 from __future__ import annotations
 
-from udfs.dispatch import decision_id
-from udfs.reconcile import decision_due_ms, reconcile
+from deploy.reconcile import decision_due_ms, reconcile
+from udfs.optimizer import decision_id
 from udfs.timeutil import parse_ts_ms
 
 T0 = "2018-07-01T10:00:00Z"

@@ -12,9 +12,9 @@ from bench.bench_money import REPO, load_month, run_policy
 from bench.site_history import read_job_record
 from sources.jobs import generate_jobs
 from udfs.catalogue import load_catalogue
-from udfs.dispatch import DispatchConfig
 from udfs.dispatcher import Dispatcher, job_from_record
 from udfs.objective import HOUR_MS
+from udfs.optimizer import DispatchConfig
 from udfs.timeutil import parse_ts_ms
 
 pytestmark = pytest.mark.slow

@@ -18,9 +18,9 @@ from tests import scenario
 from tests.reference import reference_inputs, reference_run
 from udfs import topics
 from udfs.catalogue import load_catalogue
-from udfs.dispatch import DispatchConfig
 from udfs.dispatcher import SiteInputs
 from udfs.offers import Offer, OfferBook
+from udfs.optimizer import DispatchConfig
 from udfs.tick_engine import STATE_VERSION, TickEngine
 from udfs.timeutil import tick_at_or_after
 

@@ -20,7 +20,7 @@ time the pipeline has provably reached), and returns a :class:`Reconciliation` t
 * also: dispatched after the job's deadline, outside its allow-list, decisions about jobs never
   submitted (orphans).
 
-``flink_jobs/verify.py`` does the reading (read_committed) and prints the result.
+``deploy/verify.py`` does the reading (read_committed) and prints the result.
 """
 
 from __future__ import annotations

@@ -3,11 +3,11 @@
 Reads the three topics and `dead-letter` from the beginning up to their end offsets (as seen
 when it starts), leaves out the job records the pipeline dead-lettered (those are owed no
 decision), and reports lost decisions, duplicated decisions, capacity violations and decisions
-made on an expired offer (udfs/reconcile.py). Prints one
+made on an expired offer (deploy/reconcile.py). Prints one
 summary line; `--json` prints the full report as JSON on stdout (the summary line then goes
 to stderr). Exit code 0 when clean, 1 on any violation, 2 when it cannot run.
 
-    python -m flink_jobs.verify --bootstrap 127.0.0.1:9092 [--topic-prefix P] [--horizon ISO] [--json]
+    python -m deploy.verify --bootstrap 127.0.0.1:9092 [--topic-prefix P] [--horizon ISO] [--json]
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import sys
 import time
 from typing import Any
 
+from deploy.reconcile import reconcile
 from udfs import topics
-from udfs.reconcile import reconcile
 from udfs.timeutil import parse_ts_ms
 
 
@@ -103,7 +103,7 @@ def load_inputs(bootstrap: str, prefix: str, timeout_s: float,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flink_jobs.verify", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m deploy.verify", description=__doc__.split("\n")[0])
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
                         help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP)")
     parser.add_argument("--topic-prefix", default=os.environ.get("GRD_TOPIC_PREFIX", ""),

@@ -10,15 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from udfs import baselines
-from udfs.dispatch import (
-    DispatchConfig,
-    build_model,
-    decision_id,
-    decision_records,
-    rejection_reason,
-    solve_dispatch,
-    solve_problem,
-)
 from udfs.objective import (
     DEFAULT_DELAY,
     HOUR_MS,
@@ -31,6 +22,15 @@ from udfs.objective import (
     objective_of,
     plan_problem,
     usage_violations,
+)
+from udfs.optimizer import (
+    DispatchConfig,
+    build_model,
+    decision_id,
+    decision_records,
+    rejection_reason,
+    solve_dispatch,
+    solve_problem,
 )
 
 H = HOUR_MS
@@ -249,7 +249,7 @@ def test_plan_is_feasible_and_never_worse_than_greedy(inst, presolve: bool) -> N
 @given(instances(max_jobs=3))
 def test_milp_matches_brute_force(inst) -> None:
     jobs, sites = inst
-    # the model, searched to the end (the default node budget stops at the root: udfs.dispatch)
+    # the model, searched to the end (the default node budget stops at the root: udfs.optimizer)
     cfg = _short_horizon(use_presolve=False, max_nodes=100_000, time_limit_s=60.0)
     prob = plan_problem(jobs, sites, T, horizon_ms=cfg.horizon_ms, reduction=cfg.reduction)
     best = None
