@@ -69,7 +69,14 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
     /** Dead letters: (key, dead-letter JSON) for the dead-letter topic. */
     public static final OutputTag<Row> DEAD_LETTERS = InputRecords.DEAD_LETTERS;
     /** The version of {@link SiteState}: a savepoint of another version fails with one line. */
-    public static final int STATE_VERSION = 1;
+    public static final int STATE_VERSION = 2;
+    /**
+     * The most offers (distinct valid_from, kept and waiting for their tick) a site holds: a day
+     * back for the forecast and what is published ahead. A 5-minute market needs about 300; a feed
+     * denser than this has its further offers dead-lettered (and counted) until old ones age out,
+     * so a site's state stays bounded whatever its feed sends.
+     */
+    public static final int MAX_OFFERS = 1000;
 
     private final Map<String, Long> offerIntervalMs; // site -> its offer interval (the catalogue)
     private final Map<String, String> dispatchKey; // site -> the key of the dispatcher that decides it
@@ -81,7 +88,7 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
     private transient ValueState<SiteState> state;
     // the operator's watermark when the state it was restored from was taken (see Operator)
     private transient long restoredWatermark = Long.MIN_VALUE;
-    private transient Counter parsed, deadLetters, late, duplicates;
+    private transient Counter parsed, deadLetters, late, duplicates, offersOverCap;
 
     /** {@code offerIntervalMs}: any Number per site (Python's ints arrive as Integer or Long). */
     public SiteTicker(Map<String, ? extends Number> offerIntervalMs, Map<String, String> dispatchKey, String defaultDispatchKey,
@@ -107,6 +114,7 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
         deadLetters = group.counter("dead_letters");
         late = group.counter("late_events");
         duplicates = group.counter("duplicates");
+        offersOverCap = group.counter("offers_over_cap");
     }
 
     // ------------------------------------------------------------------ records
@@ -152,10 +160,21 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
             late.inc();
             s.late++;
             countsTimer(s, ctx);
+        } else if (r.topic.equals(InputRecords.PRICES) && !s.offers.containsKey(r.validFromMs)
+                && heldOffers(s, watermark) >= MAX_OFFERS) {
+            offersOverCap.inc();
+            deadLetters.inc();
+            s.deadLetters++;
+            ctx.output(DEAD_LETTERS, InputRecords.deadLetter(rec, "valid_from: site " + r.siteId + " already holds "
+                    + MAX_OFFERS + " offers, the most a site keeps (a day back and ahead): the feed is too dense"));
+            countsTimer(s, ctx);
         } else {
             long tick = tickAtOrAfter(r.eventMs);
             s.pending.computeIfAbsent(tick, t -> new ArrayList<>()).add(fp);
             s.pendingFps.add(fp);
+            if (r.topic.equals(InputRecords.PRICES)) {
+                s.pendingOffers++;
+            }
             if (tick > watermark) { // else: an offer still in force, applied at the site's next tick
                 ctx.timerService().registerEventTimeTimer(tick);
             }
@@ -179,6 +198,13 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
             return offerEnd(r.siteId, r.validFromMs, r.validToMs) <= watermark;
         }
         return r.eventMs <= watermark;
+    }
+
+    /** Offers the site holds once those older than the day kept back are forgotten (a site that stopped ticking
+     * has not pruned them). */
+    private int heldOffers(SiteState s, long watermark) {
+        keepFromLatest(s.offers, watermark - historyMs);
+        return s.offers.size() + s.pendingOffers;
     }
 
     /**
@@ -238,6 +264,7 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
         InputRecords.SiteRecord r = InputRecords.parse(fp.substring(0, bar), fp.substring(bar + 1), null);
         switch (r.topic) {
             case InputRecords.PRICES: {
+                s.pendingOffers--;
                 s.seen.put(fp, r.validFromMs); // remembered until the offer can no longer arrive on time
                 Offer o = new Offer(r.validToMs, r.price, r.currency, r.source, r.publishedMs);
                 Offer cur = s.offers.get(r.validFromMs);
@@ -455,6 +482,7 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
         public HashMap<String, Long> seen = new HashMap<>(); // fingerprint -> when it stops mattering
         public TreeMap<Long, ArrayList<String>> pending = new TreeMap<>(); // tick -> accepted records due then
         public HashSet<String> pendingFps = new HashSet<>();
+        public int pendingOffers; // price records among them (MAX_OFFERS counts them with the kept offers)
         public Long chainTick; // the next tick while an offer is in force
         public Long countsTimer; // the pending counters-only timer
         public Long lastTick; // the latest timer that fired: the watermark has passed it

@@ -34,6 +34,7 @@ public final class SiteTickerTest {
                 SiteTickerTest::dayAheadOffersAreSentOnceAtTheirPublication,
                 SiteTickerTest::staleWeatherAndStatusAtTheTick,
                 SiteTickerTest::badRecordsAreDeadLetteredWithTheirReason,
+                SiteTickerTest::aFeedDenserThanTheCapIsDeadLetteredAndTheStateStaysBounded,
                 SiteTickerTest::aRestoredOperatorContinuesIdentically,
                 SiteTickerTest::timestampsAndNumbersReadAsTheContractSays)) {
             c.run();
@@ -172,6 +173,32 @@ public final class SiteTickerTest {
         eq(1, t.get(1).get("duplicates").intValue(), "duplicate after it, with the next");
         eq(1, t.get(1).get("late_events").intValue(), "late weather counted");
         check(t.get(1).get("temp_c").isNull(), "late weather not applied");
+        h.close();
+    }
+
+    static void aFeedDenserThanTheCapIsDeadLetteredAndTheStateStaysBounded() throws Exception {
+        var h = harness();
+        int extra = 3;
+        // one offer a minute from 10:00, each for a minute: MAX_OFFERS of them are kept, the rest not
+        for (int i = 0; i < SiteTicker.MAX_OFFERS + extra; i++) {
+            send(h, "prices", "ams", price("ams", T0 + i * MIN, T0 + (i + 1) * MIN, 40.0 + i % 7));
+        }
+        List<JsonNode> dead = deadLetters(h);
+        eq(extra, dead.size(), "the offers past the cap");
+        String reason = dead.get(0).get("error").asText();
+        check(reason.equals("valid_from: site ams already holds " + SiteTicker.MAX_OFFERS
+                + " offers, the most a site keeps (a day back and ahead): the feed is too dense"), reason);
+        h.processWatermark(T0 + TICK);
+        eq(extra, ticks(h).get(0).get("dead_letters").intValue(), "counted with the site's first tick");
+        // two days on, the old offers have aged out of the day kept back: new ones are taken again
+        long later = T0 + 48 * HOUR;
+        h.processWatermark(later - TICK);
+        ticks(h);
+        send(h, "prices", "ams", price("ams", later, later + HOUR, 55.0));
+        h.processWatermark(later);
+        eq(0, deadLetters(h).size(), "taken again once old offers aged out");
+        List<JsonNode> t = ticks(h);
+        eq(55.0, t.get(t.size() - 1).get("price_per_mwh").doubleValue(), "and in force");
         h.close();
     }
 
