@@ -473,7 +473,8 @@ def report(runs: list[dict]) -> tuple[str, str]:
             obj_m = m.cost + m.delay
             gap_obj = obj_m / h["objective"] - 1 if h["objective"] > 0 else float("nan")
             missed_vs = f"missed {m.missed} (greedy {g.missed})"
-            verdicts.append(f"* {run['month']} {run['variant']}: MILP {saving * 100:.1f} % cheaper per compute-hour "
+            than = f"{saving * 100:.1f} % cheaper" if saving >= 0 else f"{-saving * 100:.1f} % dearer"
+            verdicts.append(f"* {run['month']} {run['variant']}: MILP {than} per compute-hour "
                             f"than greedy; {missed_vs}; realised {m.cost:,.2f} EUR against expected "
                             f"{m.expected:,.2f} EUR ({(m.cost / m.expected - 1) * 100:+.1f} %); "
                             f"cost {gap_cost * 100:.1f} % "

@@ -34,7 +34,7 @@ class JobConfig:
     restart_delay_s: float = 5.0
     sites_file: str = str(REPO / "conf" / "sites.yaml")
     solver_time_limit_s: float = 10.0  # a safety net: decisions are bounded by work (udfs.optimizer)
-    replan: str = "every-tick"  # udfs.planner
+    replan: str = "on-change"  # udfs.planner
     dispatch_shards: int = 1
     state_dir: str = str(REPO / ".run" / "checkpoints")
     execution_mode: str = "thread"
@@ -69,8 +69,8 @@ _HELP = {
     "sites_file": ("GRD_SITES", "site catalogue (YAML)"),
     "solver_time_limit_s": ("GRD_SOLVER_TIME_LIMIT_S",
                             "wall-clock safety net of one dispatch solve, s (counted when it fires)"),
-    "replan": ("GRD_REPLAN", "plan in full at every tick, or only when the plan's inputs changed and the new jobs "
-                             "in the standing plan's room between (on-change: faster, docs/BENCHMARKS.md)"),
+    "replan": ("GRD_REPLAN", "plan in full only when the plan's inputs changed, the new jobs in the standing plan's "
+                             "room between (on-change), or at every tick (docs/BENCHMARKS.md \"Decision time\")"),
     "dispatch_shards": ("GRD_DISPATCH_SHARDS",
                         "region shards of the dispatch, one subtask each (1 = one global solve per tick)"),
     "state_dir": ("GRD_STATE_DIR", "checkpoint directory (a path or URI such as s3://...)"),
@@ -86,7 +86,7 @@ _CHOICES = {
     "startup_mode": ("earliest-offset", "latest-offset", "group-offsets"),
     "delivery_guarantee": ("exactly-once", "at-least-once", "none"),
     "execution_mode": ("process", "thread"),
-    "replan": ("every-tick", "on-change"),
+    "replan": ("on-change", "every-tick"),
 }
 
 

@@ -56,7 +56,7 @@ class TickOperator(KeyedProcessFunction):
 
     def __init__(self, sites_file: str, tick_len_ms: int, solver_time_limit_s: float,
                  shard_keys: list[str] | None = None, site_shard: dict[str, int] | None = None,
-                 replan: str = "every-tick"):
+                 replan: str = "on-change"):
         self.sites_file = sites_file
         self.tick_len_ms = tick_len_ms
         self.solver_time_limit_s = solver_time_limit_s

@@ -305,6 +305,17 @@ class PlanProblem:
         known = job.slots * float(site.curve.run_cost_known(start_ms, job.duration_ms))
         return Option(si, start_ms, cost, known, self.delay_per_hour[j] * (start_ms - job.submitted_ms) / HOUR_MS)
 
+    def fits(self, j: int, o: Option) -> bool:
+        """Job j at option o fits the room before the plan (capacity, and for movable work the
+        reserve and the start cap) at every start point of its run."""
+        n = self.jobs[j].slots
+        lo = bisect.bisect_left(self.starts, o.start_ms)
+        hi = bisect.bisect_left(self.starts, o.start_ms + self.jobs[j].duration_ms)
+        if not (self.free[o.site, lo:hi] >= n).all():
+            return False
+        return not self.keeps_headroom(j) or bool((self.free_movable[o.site, lo:hi] >= n).all()
+                                                  and self.start_cap_left[o.site, lo] >= n)
+
     def keeps_headroom(self, j: int) -> bool:
         """Job j may not use the sites' reserve: movable, and not forced to start now."""
         return bool(self.movable) and self.movable[j] and self.jobs[j].job_id not in self.forced

@@ -107,7 +107,7 @@ class DispatchConfig:
     reduction: Reduction = DEFAULT_REDUCTION
     # "on-change": plan in full only when the plan's inputs changed, else place the new jobs in the
     # standing plan's room (udfs.planner); "every-tick": plan in full at every tick
-    replan: str = "every-tick"
+    replan: str = "on-change"
 
 
 DEFAULT_CONFIG = DispatchConfig()

@@ -95,13 +95,16 @@ def test_the_restricted_problem_leaves_the_held_room_and_no_cap_where_there_was_
     assert (sub.start_cap_left >= sum(j.slots for j in sub.jobs)).all()  # no site keeps a reserve: no cap
     planner = Planner(DispatchConfig(replan="on-change"))
     planner.decide(plan_problem(jobs[:1], plans, t))
-    result = planner.decide(plan_problem(jobs, plans, t))
+    # a new job whose best place the standing plan does not hold: placed in the room left
+    elsewhere = Job("elsewhere", 2.0, 2, 9, sites=("b",), submitted_ms=t)
+    result = planner.decide(plan_problem([jobs[0], elsewhere], plans, t))
     assert not result.replanned
     assert result.plan["big"].site_id == "a" and result.plan["big"].start_ms == HOUR0 + H
-    new = result.plan["new"]
-    overlaps = new.site_id == "a" and new.start_ms < HOUR0 + H + jobs[0].duration_ms and \
-        new.start_ms + jobs[1].duration_ms > HOUR0 + H
-    assert not overlaps  # site a is full while the big job runs
+    assert result.plan["elsewhere"].site_id == "b"
+    # a new job whose best place (site a while the big job runs) the standing plan holds: in full,
+    # where the standing job may give way
+    result = planner.decide(plan_problem(jobs, plans, t))
+    assert result.replanned
 
 
 def test_the_standing_plan_survives_a_restart_from_state() -> None:
