@@ -203,23 +203,29 @@ class _WarmHiGHS(pulp.HiGHS):  # type: ignore[misc,valid-type]
         n = len(variables)
         for i, var in enumerate(variables):
             var.index = i
+        inf = highspy.kHighsInf
         cost = np.fromiter((lp.objective.get(v, 0.0) for v in variables), dtype=np.float64, count=n)
-        h.addVars(n, np.zeros(n), np.ones(n))  # binaries: 0..1, integral
-        h.changeColsCost(n, np.arange(n, dtype=np.int32), cost)
-        if self.mip:
-            h.changeColsIntegrality(n, np.arange(n, dtype=np.int32), np.full(n, highspy.HighsVarType.kInteger))
-        lower, upper, starts, index, value = [], [], [0], [], []
+        lower = np.fromiter((-inf if v.lowBound is None else v.lowBound for v in variables), np.float64, count=n)
+        upper = np.fromiter((inf if v.upBound is None else v.upBound for v in variables), np.float64, count=n)
+        cols = np.arange(n, dtype=np.int32)
+        h.addVars(n, lower, upper)
+        h.changeColsCost(n, cols, cost)
+        integral = np.asarray([v.cat == pulp.LpInteger for v in variables], dtype=bool)
+        if self.mip and integral.any():
+            h.changeColsIntegrality(int(integral.sum()), cols[integral],
+                                    np.full(int(integral.sum()), highspy.HighsVarType.kInteger))
+        row_lower, row_upper, starts, index, value = [], [], [0], [], []
         for i, row in enumerate(lp._constraints.values()):
             row.index = i
             lb, ub = row.getLb(), row.getUb()
-            lower.append(-highspy.kHighsInf if lb is None else lb)
-            upper.append(highspy.kHighsInf if ub is None else ub)
+            row_lower.append(-inf if lb is None else lb)
+            row_upper.append(inf if ub is None else ub)
             for var, coef in row.items():
                 index.append(var.index)
                 value.append(coef)
             starts.append(len(index))
-        if lower:
-            h.addRows(len(lower), np.asarray(lower), np.asarray(upper), len(index),
+        if row_lower:
+            h.addRows(len(row_lower), np.asarray(row_lower), np.asarray(row_upper), len(index),
                       np.asarray(starts[:-1], dtype=np.int32), np.asarray(index, dtype=np.int32),
                       np.asarray(value, dtype=np.float64))
 
@@ -454,10 +460,7 @@ def solve_problem(prob: PlanProblem, cfg: DispatchConfig = DEFAULT_CONFIG, t0: f
     def done(chosen: Mapping[int, Option], status: str, solver: str, **kw: Any) -> DispatchResult:
         plan = {}
         for j, o in sorted(chosen.items()):
-            job = prob.jobs[j]
-            now = [q.cost for q in prob.options[j] if q.start_ms == prob.tick_ms]
-            plan[job.job_id] = Placement(prob.sites[o.site].site_id, o.start_ms, o.cost, o.cost_known,
-                                         g[j].cost if j in g else (min(now) if now else o.cost))
+            plan[prob.jobs[j].job_id] = placement(prob, j, o, g[j].cost if j in g else None)
         starting = {jid: p.site_id for jid, p in plan.items() if p.start_ms == prob.tick_ms}
         return DispatchResult(
             plan=plan, assignments=starting, missed=missed_jobs(prob, starting), status=status, solver=solver,
@@ -484,12 +487,12 @@ def solve_problem(prob: PlanProblem, cfg: DispatchConfig = DEFAULT_CONFIG, t0: f
 
     start = as_columns(g)
     scale = sum(max((abs(o.cost + o.delay) for o in opts), default=0.0) for opts in prob.options)
-    best_rounded: dict[int, Option] = {}
+    rounded_plan: list[tuple[dict[int, Option], float]] = []  # the rounded relaxation and its objective
 
     def round_lp(values: np.ndarray) -> tuple[np.ndarray | None, float]:
         rounded = round_plan(prob, {columns[c]: float(values[c]) for c in np.flatnonzero(values > 1e-9)})
         value = objective_of(prob, rounded)
-        best_rounded.update(rounded)
+        rounded_plan.append((rounded, value))
         if value > greedy_obj:
             return None, value
         return as_columns(rounded), value
@@ -516,12 +519,10 @@ def solve_problem(prob: PlanProblem, cfg: DispatchConfig = DEFAULT_CONFIG, t0: f
         obj = objective_of(prob, chosen)
     except ValueError as exc:  # numerically infeasible rounding: keep the safe plan
         return done(g, STATUS_GREEDY, "greedy", n_vars=len(x), wall_clock_limit=clock, detail=f"{name}: {exc}")
-    if best_rounded and status != STATUS_OPTIMAL:
+    if rounded_plan and status != STATUS_OPTIMAL and rounded_plan[0][1] < obj:
         # HiGHS may end a root-only search on an incumbent of its own, worse than the rounded
         # relaxation it was started from: keep the better of the two
-        rounded_obj = objective_of(prob, best_rounded)
-        if rounded_obj < obj:
-            chosen, obj = dict(best_rounded), rounded_obj
+        chosen, obj = rounded_plan[0]
     if obj > greedy_obj + 1e-9 * max(1.0, abs(greedy_obj)):
         # Only reachable on a limit or through the solver's gap tolerance.
         return done(g, STATUS_GREEDY, "greedy", n_vars=len(x), wall_clock_limit=clock,
@@ -530,6 +531,15 @@ def solve_problem(prob: PlanProblem, cfg: DispatchConfig = DEFAULT_CONFIG, t0: f
     if getattr(solver, "lp_bound", None) is not None:
         gap = max(0.0, obj - solver.lp_bound)  # against the LP relaxation: a valid bound either way
     return done(chosen, status, name, n_vars=len(x), wall_clock_limit=clock, proven_gap=gap)
+
+
+def placement(prob: PlanProblem, j: int, o: Option, greedy_cost: float | None = None) -> Placement:
+    """Job j planned at option o; ``cost_now_best`` is what greedy pays for it now, or (greedy does
+    not start it) its cheapest start now, or its own cost when it cannot start now."""
+    if greedy_cost is None:
+        now = [q.cost for q in prob.options[j] if q.start_ms == prob.tick_ms]
+        greedy_cost = min(now) if now else o.cost
+    return Placement(prob.sites[o.site].site_id, o.start_ms, o.cost, o.cost_known, greedy_cost)
 
 
 def _with_options(prob: PlanProblem, options: list[tuple[Option, ...]]) -> PlanProblem:

@@ -32,7 +32,7 @@ from dataclasses import replace
 from typing import Any
 
 from udfs.objective import HOUR_MS, Option, PlanProblem, restricted
-from udfs.optimizer import DEFAULT_CONFIG, DispatchConfig, DispatchResult, Placement, solve_problem
+from udfs.optimizer import DEFAULT_CONFIG, DispatchConfig, DispatchResult, placement, solve_problem
 
 REPLAN_MODES = ("on-change", "every-tick")
 
@@ -66,12 +66,8 @@ class Planner:
     def decide(self, prob: PlanProblem) -> DispatchResult:
         basis = plan_basis(prob)
         fixed = self._kept(prob) if basis == self.basis and self.config.replan == "on-change" else None
-        sub = None if fixed is None else restricted(prob, fixed)
-        if sub is not None and any(prob.fits(jn, prob.options[jn][0]) and not sub.fits(sj, sub.options[sj][0])
-                                   for sj, jn in enumerate(j for j in range(len(prob.jobs)) if j not in fixed)
-                                   if sub.options[sj]):
-            sub = None  # the standing plan holds a new job's best place: it may displace it, in full
-        if sub is None:
+        if fixed is None or _holds_a_best_place(prob, fixed, sub := restricted(prob, fixed)):
+            # in full; when the standing plan holds a new job's best place, it may give way to it
             result = solve_problem(prob, self.config)
         else:
             result = _with_standing(prob, fixed, solve_problem(sub, self.config))
@@ -112,16 +108,21 @@ class Planner:
             self.basis = state["basis"]
 
 
+def _holds_a_best_place(prob: PlanProblem, fixed: dict[int, Option], sub: PlanProblem) -> bool:
+    """Some job of ``sub`` (the restricted problem) has a best option that fits the full problem's
+    room but not the room the standing placements ``fixed`` leave."""
+    others = [jn for jn in range(len(prob.jobs)) if jn not in fixed]  # sub's jobs, in its order
+    return any(sub.options[sj] and prob.fits(jn, prob.options[jn][0]) and not sub.fits(sj, sub.options[sj][0])
+               for sj, jn in enumerate(others))
+
+
 def _with_standing(prob: PlanProblem, fixed: dict[int, Option], result: DispatchResult) -> DispatchResult:
     """The restricted problem's result with the standing placements added to its plan; objectives
     count them too (greedy's: greedy for the other jobs, the standing plan kept)."""
     plan = dict(result.plan)
     kept = 0.0
     for jn, o in fixed.items():
-        job = prob.jobs[jn]
-        now = [q.cost for q in prob.options[jn] if q.start_ms == prob.tick_ms]
-        plan[job.job_id] = Placement(prob.sites[o.site].site_id, o.start_ms, o.cost, o.cost_known,
-                                     min(now) if now else o.cost)
+        plan[prob.jobs[jn].job_id] = placement(prob, jn, o)
         kept += prob.coef(jn, o)
     return replace(result, plan=dict(sorted(plan.items())), objective=result.objective + kept,
                    greedy_objective=result.greedy_objective + kept, replanned=False)
