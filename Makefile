@@ -65,13 +65,13 @@ $(TEST_JARS_STAMP): deploy/maven/flink-test/pom.xml
 	@touch $@
 
 operators-jar: $(OPERATORS_JAR) ## Compile flink_jobs/jvm (the job's Java operators) against PyFlink's own Flink jar
-$(OPERATORS_JAR): $(OPERATORS_SRC) $(STAMP_VENV) $(JARS_STAMP)
+$(OPERATORS_JAR): $(OPERATORS_SRC) udfs/weather_limits.properties $(STAMP_VENV) $(JARS_STAMP)
 	@command -v javac >/dev/null || { echo "error: javac not found: install a JDK 17 or newer (apt-get install openjdk-17-jdk-headless)"; exit 2; }
 	@rm -rf $(CACHE)/jvm-classes && mkdir -p $(CACHE)/jvm-classes
 	@javac --release 11 -Xlint:all -Werror -d $(CACHE)/jvm-classes \
 	  -cp "$$($(PY) -c 'import pathlib, pyflink; lib = pathlib.Path(pyflink.__file__).parent / "lib"; print(*[*lib.glob("flink-dist-*.jar"), *lib.glob("flink-table-api-java-uber-*.jar")], sep=":")')" \
 	  $(OPERATORS_SRC)
-	@jar cf $@ -C $(CACHE)/jvm-classes .
+	@jar cf $@ -C $(CACHE)/jvm-classes . -C udfs weather_limits.properties
 
 sample-data: $(STAMP_VENV) ## Build data/sample from pinned registry packages (SMARD prices, EPW weather)
 	@$(PY) -m sources.sample_data

@@ -11,9 +11,9 @@ One job per variant on an embedded mini-cluster (parallelism 1), over the same b
   keyed Python function: the shape of the job's first design (a Python operator per site,
   keyed this way; TickOperator replaced it);
 * ``jvm_key``: the key computed in SQL and keyed on the JVM (flink_jobs.elements.
-  key_by_first_field), then the same keyed Python function;
-* ``batched``: as ``jvm_key`` with WatermarkBatcher (flink_jobs.elements.batched_by_watermark) in
-  between, and the keyed function touching every record of each batch: the job's shape today.
+  key_by_first_field), then the same keyed Python function. (A ``batched`` variant measured the
+  WatermarkBatcher of 2026-12-01; the job now hands Python one row per key and tick, assembled on
+  the JVM by TickAssembler, so there is no per-record call left to measure in it.)
 
 Prints wall seconds per variant (start-up included, a few seconds) and us per row beyond ``sql``.
 """
@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import time
 
-VARIANTS = ("sql", "process", "key_by", "jvm_key", "batched")
+VARIANTS = ("sql", "process", "key_by", "jvm_key")
 
 
 def run_variant(variant: str, rows: int) -> float:
@@ -32,7 +32,7 @@ def run_variant(variant: str, rows: int) -> float:
     from pyflink.table import StreamTableEnvironment
 
     from flink_jobs.config import JobConfig
-    from flink_jobs.elements import batched_by_watermark, key_by_first_field
+    from flink_jobs.elements import key_by_first_field
     from flink_jobs.runtime import flink_configuration
 
     env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(JobConfig()))
@@ -54,12 +54,6 @@ def run_variant(variant: str, rows: int) -> float:
         def process_element(self, value, ctx):
             return iter(())
 
-    class KeyedBatchCount(KeyedProcessFunction):
-        def process_element(self, value, ctx):
-            for _ in zip(*value, strict=True):  # each record as the dispatch operator sees it
-                pass
-            return iter(())
-
     if variant == "process":
         out = t_env.to_data_stream(t_env.sql_query("SELECT v, n FROM src")).process(Count())
     elif variant == "key_by":
@@ -69,12 +63,7 @@ def run_variant(variant: str, rows: int) -> float:
         value_type = Types.ROW([Types.STRING(), Types.STRING(), Types.LONG()])
         stream = t_env.to_append_stream(t_env.sql_query("SELECT 'key' AS k, ROW('topic', v, n) AS rec FROM src"),
                                         Types.ROW([Types.STRING(), value_type]))
-        if variant == "jvm_key":
-            out = key_by_first_field(stream, value_type).process(KeyedCount())
-        else:
-            batch_type = Types.ROW([Types.BASIC_ARRAY(Types.STRING()), Types.BASIC_ARRAY(Types.STRING()),
-                                    Types.BASIC_ARRAY(Types.LONG())])
-            out = key_by_first_field(batched_by_watermark(stream, batch_type), batch_type).process(KeyedBatchCount())
+        out = key_by_first_field(stream, value_type).process(KeyedCount())
     out.name(variant)
     env.execute(f"bench-python-calls-{variant}")
     return time.perf_counter() - start

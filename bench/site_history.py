@@ -15,7 +15,7 @@ from typing import Any
 
 from udfs import topics
 from udfs.catalogue import Catalogue
-from udfs.cooling import MAX_WEATHER_AGE_MS
+from udfs.cooling import DEFAULT_REL_HUMIDITY, MAX_WEATHER_AGE_MS
 from udfs.dispatcher import SiteInputs
 from udfs.offers import Offer, OfferBook
 from udfs.records import ParsedRecord
@@ -70,9 +70,6 @@ class SiteHistory:
         return self.offers.in_force(tick_ms) is not None
 
 
-# Weather without rel_humidity: the contract's documented default (the job's is
-# InputRecords.DEFAULT_REL_HUMIDITY, on the JVM).
-DEFAULT_REL_HUMIDITY = 50.0
 
 
 def read_site_record(topic: str, rec: dict[str, Any]) -> ParsedRecord:

@@ -12,8 +12,10 @@
       -> dispatch key           (one key, or with --dispatch-shards N the site's region shard; job
                                  records through JobRouter, keyed by job_id, which sends each job's
                                  records to the shard that decides it)
-      -> TickOperator           (Python, per batch and tick: udfs.tick_engine: the job events, the
-                                 offer books, site costs, pending jobs, committed slots, the plan)
+      -> TickAssembler          (Java, keyed by dispatch key: each record waits in state for its tick;
+                                 one row per key and tick once the watermark passes it)
+      -> TickOperator           (Python, once per key and tick: udfs.tick_engine: the offer books,
+                                 site costs, pending jobs, committed slots, the plan)
       -> site-costs, dispatch, pipeline-metrics (packed rows per watermark, split in SQL), dead-letter
                                 (Kafka, exactly-once)
 
@@ -33,12 +35,12 @@ from flink_jobs.elements import (
     KEYED_RAW_TYPE,
     OUT_TYPE,
     PACKED,
-    RAW_BATCH_TYPE,
     RAW_TYPE,
     SINGLE_KEY,
+    TICK_TYPE,
     TOPIC_CODES,
     JobRouter,
-    batched_by_watermark,
+    assembled_ticks,
     key_by_first_field,
 )
 from flink_jobs.operators import TickOperator
@@ -201,7 +203,7 @@ def build_pipeline(t_env: StreamTableEnvironment, cfg: JobConfig) -> DataStream:
                                   keys[0])
     t_env.create_temporary_view("record_dead_letters", t_env.from_data_stream(site_dead.union(job_dead)))
     outputs = (
-        key_by_first_field(batched_by_watermark(ticks), RAW_BATCH_TYPE)
+        key_by_first_field(assembled_ticks(ticks, tick_ms), TICK_TYPE)
         .process(TickOperator(cfg.sites_file, tick_ms, cfg.solver_time_limit_s,
                               keys if site_shard else None, site_shard, cfg.replan), output_type=OUT_TYPE)
         .name("dispatch")

@@ -27,15 +27,13 @@ RAW_FIELDS = ["topic", "k", "v", "kafka_partition", "kafka_offset"]
 RAW_TYPE = Types.ROW_NAMED(RAW_FIELDS, [Types.STRING(), Types.STRING(), Types.STRING(), Types.INT(), Types.LONG()])
 # ... with the key it is partitioned by in front: (key, raw record)
 SINGLE_KEY = "dispatch"  # the dispatch key without region shards
-DEAD_JOB = "jobs-dead-letter"  # the topic of JobRecords' stand-in row for a dead-lettered job record (Java)
 KEYED_RAW_TYPE = Types.ROW_NAMED(["key", "rec"], [Types.STRING(), RAW_TYPE])
-# ... and a key's records since the last watermark, as the dispatch operator receives them: one
-# array per field (WatermarkBatcher says why not an array of rows)
-RAW_BATCH_TYPE = Types.ROW_NAMED(RAW_FIELDS, [Types.BASIC_ARRAY(Types.STRING()), Types.BASIC_ARRAY(Types.STRING()),
-                                              Types.BASIC_ARRAY(Types.STRING()), Types.BASIC_ARRAY(Types.INT()),
-                                              Types.BASIC_ARRAY(Types.LONG())])
-BATCH_MAX_RECORDS = 1000  # per batch: a backlog read between two watermarks goes in several
-BATCH_MAX_DELAY_MS = 1000  # a batch waits no longer for a watermark (dead letters and counters flow)
+# ... and a key's tick as TickAssembler (Java) hands it to the dispatch operator: the tick, how far
+# the dispatcher may run its own ticks after it, and the tick's records as one array per field
+TICK_TYPE = Types.ROW_NAMED(["tick", "up_to", *RAW_FIELDS],
+                            [Types.LONG(), Types.LONG(), Types.BASIC_ARRAY(Types.STRING()),
+                             Types.BASIC_ARRAY(Types.STRING()), Types.BASIC_ARRAY(Types.STRING()),
+                             Types.BASIC_ARRAY(Types.INT()), Types.BASIC_ARRAY(Types.LONG())])
 
 # One output row type for everything the job writes: which topic, the message key, the JSON value.
 # Output records of a run of ticks travel packed in one row (topic PACKED, see Packer), split back
@@ -83,19 +81,17 @@ def key_by_first_field(stream: DataStream, value_type) -> KeyedStream:
     return KeyedStream(keyed, value_type, stream)
 
 
-def batched_by_watermark(stream: DataStream, batch_type=RAW_BATCH_TYPE) -> DataStream:
-    """Rows (key, raw record) -> rows (key, the key's records since the last watermark), on the
-    JVM (flink_jobs/jvm/geodispatch/WatermarkBatcher.java): the keyed Python operator downstream is
-    then called once per key and watermark, not once per record, and every record still meets the
-    watermark it would have met alone. It keeps no state: batches go out before each checkpoint
-    barrier. ``batch_type``: a row of one BASIC_ARRAY per record field, of strings, INT or BIGINT
-    (RAW_BATCH_TYPE for the job's raw records)."""
+def assembled_ticks(stream: DataStream, tick_len_ms: int) -> DataStream:
+    """Rows (key, record) -> rows (key, one tick's records: TICK_TYPE) once the watermark passes
+    the tick, on the JVM (flink_jobs/jvm/geodispatch/TickAssembler.java), keyed by ``key``: the
+    keyed Python operator downstream is then called once per key and tick, and Flink's state and
+    timers hold the records until then."""
     from pyflink.java_gateway import get_gateway
 
-    batcher = get_gateway().jvm.geodispatch.WatermarkBatcher(BATCH_MAX_RECORDS, BATCH_MAX_DELAY_MS)
-    out_type = Types.ROW_NAMED(["key", "recs"], [Types.STRING(), batch_type])
-    j_stream = stream._j_data_stream.transform("batch-by-watermark", out_type.get_java_type_info(), batcher)
-    return DataStream(j_stream).uid("batch-by-watermark")
+    assembler = get_gateway().jvm.geodispatch.TickAssembler(tick_len_ms)
+    out_type = Types.ROW_NAMED(["key", "tick"], [Types.STRING(), TICK_TYPE])
+    j_stream = key_by_first_field(stream, RAW_TYPE)._j_data_stream.process(assembler, out_type.get_java_type_info())
+    return DataStream(j_stream).name("tick-assembler").uid("tick-assembler")
 
 
 def _now_iso() -> str:

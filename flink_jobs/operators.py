@@ -1,4 +1,4 @@
-"""The dispatch operator: state, timers and metrics around udfs.tick_engine.TickEngine (the
+"""The dispatch operator: state and metrics around udfs.tick_engine.TickEngine (the
 offer books, pending jobs, dispatcher), which makes every decision; nothing here computes a cost
 or a plan.
 
@@ -8,51 +8,32 @@ flink_jobs/elements.py, which does not (see there why).
 
 from __future__ import annotations
 
-import heapq
-from dataclasses import dataclass, field
-
-import orjson
 from pyflink.common.typeinfo import Types
-from pyflink.datastream import KeyedProcessFunction, RuntimeContext, TimeDomain
-from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext
+from pyflink.datastream.state import ValueStateDescriptor
 
-from flink_jobs.elements import DEAD_JOB, SINGLE_KEY, Packer, dead_letter_row, subtask_index
+from flink_jobs.elements import SINGLE_KEY, Packer, dead_letter_row, subtask_index
 from udfs import topics
 from udfs.catalogue import load_catalogue
 from udfs.optimizer import DispatchConfig
-from udfs.records import job_event, json_text
+from udfs.records import json_text
 from udfs.sharding import shard_catalogue
-from udfs.tick_engine import SITE_TICK, TickEngine, TickResult
+from udfs.tick_engine import TickEngine, TickResult
 from udfs.timeutil import format_ts
-
-
-@dataclass
-class _KeyCache:
-    """What TickOperator keeps in memory per key, mirroring its state (written through): only this
-    instance writes the key's state, and a restore starts a new instance with an empty cache."""
-    engine: TickEngine
-    dispatcher_signature: tuple | None = None
-    timers: set[int] = field(default_factory=set)  # pending timers this instance registered ...
-    timer_heap: list[int] = field(default_factory=list)  # ... as a heap, to forget the ones passed
-    counts_written: dict = field(default_factory=dict)  # the counters as last written to the core state
-    # the ticks with entries in the site-inbox and job-inbox states (asking the state is a JVM call)
-    inbox_ticks: set[int] = field(default_factory=set)
 
 
 class TickOperator(KeyedProcessFunction):
     """One key (global dispatch) or one key per region shard: runs the key's udfs.tick_engine.
     TickEngine and writes what each tick decides.
 
-    Input: the site ticks of the key's sites (SiteTicker, on the JVM) and the raw job records, in
-    arrival order, batched per watermark on the JVM (elements.batched_by_watermark: a batch arrives
-    before the watermark that follows its records). A site tick waits for its tick; a job event is
-    validated and joins its tick. One timer, at the earliest due tick, wakes it; a firing runs
-    every tick due up to the current watermark (timers registered inside on_timer can fire late in
-    PyFlink, so a firing only says "event time reached T"), writes their output as packed rows, and
-    sets the timer at the next due tick.
+    Input: one row per key and tick, assembled on the JVM (TickAssembler, flink_jobs/jvm) once the
+    watermark has passed the tick: the tick, how far the engine may run past it (its own deadline
+    ticks), and the tick's site ticks (SiteTicker) and job records as one array per field. It has no
+    timers or inboxes: Flink holds the records and fires the ticks.
 
-    State: the small core (last tick, counters), the dispatcher, the offer books, and the site
-    ticks and job events waiting for their tick (by tick)."""
+    State: the small core (last tick, counters), the dispatcher and the offer books. The key's
+    engine lives in memory between calls, restored from that state when the key is first seen
+    after a (re)start, and written back after each call whatever changed."""
 
     def __init__(self, sites_file: str, tick_len_ms: int, solver_time_limit_s: float,
                  shard_keys: list[str] | None = None, site_shard: dict[str, int] | None = None,
@@ -69,7 +50,8 @@ class TickOperator(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext):
         self.catalogue = load_catalogue(self.sites_file)
-        self.cache: dict[str, _KeyCache] = {}
+        self.engines: dict[str, TickEngine] = {}
+        self.dispatcher_signatures: dict[str, tuple] = {}
         self.shard_of_key = {key: shard for shard, key in enumerate(self.shard_keys)}
         self.shard_catalogues = {key: shard_catalogue(self.catalogue, self.site_shard, shard)
                                  for key, shard in self.shard_of_key.items()}
@@ -83,10 +65,6 @@ class TickOperator(KeyedProcessFunction):
         self.core_state = state("engine-core")
         self.dispatcher_state = state("dispatcher")
         self.books_state = state("offer-books")
-        self.site_inbox = runtime_context.get_map_state(
-            MapStateDescriptor("site-inbox", Types.LONG(), Types.PICKLED_BYTE_ARRAY()))
-        self.job_inbox = runtime_context.get_map_state(
-            MapStateDescriptor("job-inbox", Types.LONG(), Types.PICKLED_BYTE_ARRAY()))
         group = runtime_context.get_metrics_group().add_group("geodispatch")
         group.gauge("pending_jobs", lambda: self.pending_gauge_value)
         group.gauge("solve_ms", lambda: int(round(self.solve_ms_value)))  # the last tick's; a gauge must be an int
@@ -96,97 +74,40 @@ class TickOperator(KeyedProcessFunction):
         self.expired = group.counter("offers_expired")
         self.late_jobs = group.counter("late_jobs")
 
-    def _cached(self, key: str) -> _KeyCache:
-        found = self.cache.get(key)
-        if found is None:
+    def _engine(self, key: str) -> TickEngine:
+        engine = self.engines.get(key)
+        if engine is None:
             engine = TickEngine(self.shard_catalogues.get(key, self.catalogue), self.tick_len_ms, self.config,
                                 site_cost_json=True)
-            engine.restore(self.core_state.value(), self.dispatcher_state.value(), self.books_state.value(),
-                           dict(self.site_inbox.items()), dict(self.job_inbox.items()))
-            found = self.cache[key] = _KeyCache(engine, counts_written=dict(engine.counts),
-                                                inbox_ticks={*engine.site_inbox, *engine.inbox})
-        return found
-
-    def _timer_at(self, cached: _KeyCache, tick: int | None, timers) -> None:
-        """A timer at ``tick`` unless an earlier one is pending: a firing runs every tick up to the
-        watermark and then sets the timer at the engine's next due tick (a call into the JVM
-        costs, and most timers of a backlog would fire with nothing left to run)."""
-        if tick is None or tick in cached.timers or (cached.timer_heap and cached.timer_heap[0] < tick):
-            return
-        cached.timers.add(tick)
-        heapq.heappush(cached.timer_heap, tick)
-        timers.register_event_time_timer(tick)
+            engine.restore(self.core_state.value(), self.dispatcher_state.value(), self.books_state.value())
+            self.engines[key] = engine
+            self.dispatcher_signatures[key] = engine.dispatcher.signature()
+        return engine
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
-        # value: the key's rows since the last watermark, in arrival order, as one array per field:
-        # topic, key, value, partition, offset (WatermarkBatcher, flink_jobs/jvm): one call from the
-        # JVM per batch, not per row
-        timers = ctx.timer_service()
-        watermark = timers.current_watermark()  # what each job event would have met alone
-        # every call into the JVM costs: with one dispatch key there is no need to ask for it
-        cached = self._cached(ctx.get_current_key() if self.shard_keys else SINGLE_KEY)
-        engine = cached.engine
-        site_ticks: set[int] = set()
-        job_ticks: set[int] = set()
+        # value: (tick, up_to, topic[], key[], value[], partition[], offset[]) (TickAssembler)
+        key = ctx.get_current_key() if self.shard_keys else SINGLE_KEY  # a call into the JVM costs
+        engine = self._engine(key)
         late_jobs_before = engine.counts.get("late_jobs", 0)
-        for row in zip(*value, strict=True):
-            if row[0] == SITE_TICK:
-                tick = engine.add_site_tick(orjson.loads(row[2]))
-                if tick is not None:
-                    site_ticks.add(tick)
-                continue
-            if row[0] == DEAD_JOB:  # dead-lettered on the JVM (JobRecords): counted in the tick's metrics
-                engine.count("dead_letters")
-                continue
-            parsed = job_event(row[2])
-            job_ticks.add(engine.add_job_event(parsed, (row[3], row[4], parsed.raw), watermark))
-        for tick in site_ticks:
-            self.site_inbox.put(tick, engine.site_inbox[tick])
-        for tick in job_ticks:
-            self.job_inbox.put(tick, engine.inbox[tick])
-        cached.inbox_ticks |= site_ticks | job_ticks
+        results = engine.run(value[0], value[1], zip(*value[2:], strict=True))
+        # the late job events of this call: those still counted in the engine, and those its ticks reported
         late_jobs = engine.counts.get("late_jobs", 0) - late_jobs_before
+        late_jobs += sum(result.output.metrics.get("late_jobs", 0) for result in results)
         if late_jobs > 0:
             self.late_jobs.inc(late_jobs)
-        for tick in engine.take_new_due_ticks():
-            self._timer_at(cached, tick, timers)
-        if engine.counts != cached.counts_written:  # only counters change here (and what the inboxes hold)
-            self.core_state.update(engine.core_state())
-            cached.counts_written = dict(engine.counts)
-
-    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
-            return
-        key = ctx.get_current_key()
-        cached = self._cached(key)
-        engine = cached.engine
-        timers = ctx.timer_service()
-        # Every tick up to the watermark, not only up to this timer: all rows before the watermark
-        # are in, and reading a backlog one watermark covers hundreds of ticks, each of which would
-        # otherwise be a call from the JVM with its own output rows.
-        results = engine.advance(max(timestamp, timers.current_watermark()))
         if results:
             shard = self.shard_of_key.get(key)
             packed = Packer()
             for result in results:
-                if result.tick_ms in cached.inbox_ticks:
-                    cached.inbox_ticks.discard(result.tick_ms)
-                    self.site_inbox.remove(result.tick_ms)  # removing a key that is not there is a no-op
-                    self.job_inbox.remove(result.tick_ms)
                 yield from self._tick_rows(result, shard, packed)
             yield from packed.flush()
-            while cached.timer_heap and cached.timer_heap[0] <= engine.last_tick:
-                cached.timers.discard(heapq.heappop(cached.timer_heap))
             self.books_state.update(engine.books_state())
-            d = engine.dispatcher
-            signature = d.signature()
-            if signature != cached.dispatcher_signature:
-                self.dispatcher_state.update(d.to_state())
-                cached.dispatcher_signature = signature
-            self.core_state.update(engine.core_state())
-            cached.counts_written = dict(engine.counts)
-            self.pending_gauge_value = len(d.pending)
-        self._timer_at(cached, engine.next_due(), timers)
+            signature = engine.dispatcher.signature()
+            if signature != self.dispatcher_signatures[key]:
+                self.dispatcher_state.update(engine.dispatcher.to_state())
+                self.dispatcher_signatures[key] = signature
+            self.pending_gauge_value = len(engine.dispatcher.pending)
+        self.core_state.update(engine.core_state())
 
     def _tick_rows(self, result: TickResult, shard: int | None, packed: Packer):
         out = result.output

@@ -39,6 +39,7 @@ hyperscale fleets ~1.10, Google data centre efficiency reports).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from udfs.catalogue import CoolingParams
 
@@ -48,6 +49,19 @@ DEFAULT_COOLING = CoolingParams()
 # Weather older than this at a tick is too stale to price cooling with (TMY data is hourly): the
 # site counts as having no weather then (and is not available).
 MAX_WEATHER_AGE_MS = 3 * 3_600_000
+
+
+def _weather_limits() -> dict[str, float]:
+    """udfs/weather_limits.properties: the plausible temperature range and the default humidity,
+    the one table the JVM's validator (InputRecords.java) reads too."""
+    text = (Path(__file__).with_name("weather_limits.properties")).read_text()
+    pairs = (line.split("=", 1) for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    return {name.strip(): float(value) for name, value in pairs}
+
+
+_LIMITS = _weather_limits()
+MIN_TEMP_C, MAX_TEMP_C = _LIMITS["min_temp_c"], _LIMITS["max_temp_c"]
+DEFAULT_REL_HUMIDITY = _LIMITS["default_rel_humidity"]  # of weather without rel_humidity
 
 
 def finite_number(name: str, value: float) -> float:
@@ -107,12 +121,12 @@ def pue(temp_c: float, rel_humidity: float, params: CoolingParams = DEFAULT_COOL
     """PUE(T, RH) >= 1. ``temp_c`` in degC, ``rel_humidity`` in percent [0, 100].
 
     Raises ValueError on NaN/inf, on RH outside [0, 100] and on temperatures outside
-    [-90, 70] degC (no weather station reports those; it is a unit or parsing error).
+    [MIN_TEMP_C, MAX_TEMP_C] (no weather station reports those; it is a unit or parsing error).
     """
     t = finite_number("temp_c", temp_c)
     rh = finite_number("rel_humidity", rel_humidity)
-    if not -90.0 <= t <= 70.0:
-        raise ValueError(f"temp_c: {t} degC is outside the plausible range [-90, 70]")
+    if not MIN_TEMP_C <= t <= MAX_TEMP_C:
+        raise ValueError(f"temp_c: {t} degC is outside the plausible range [{MIN_TEMP_C:g}, {MAX_TEMP_C:g}]")
     if not 0.0 <= rh <= 100.0:
         raise ValueError(f"rel_humidity: {rh} is outside [0, 100] percent")
     return 1.0 + params.fixed_overhead + cooling_fraction(t, rh, params)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from udfs.catalogue import CoolingParams
-from udfs.cooling import chiller_cop, cooling_kw, pue
+from udfs.cooling import DEFAULT_REL_HUMIDITY, MAX_TEMP_C, MIN_TEMP_C, chiller_cop, cooling_kw, pue
 
 P = CoolingParams()
 
@@ -78,6 +78,25 @@ def test_non_decreasing_in_humidity(t: float, rh1: float, rh2: float) -> None:
 def test_bad_inputs_rejected(bad: tuple[float, float]) -> None:
     with pytest.raises(ValueError):
         pue(*bad)
+
+
+def test_the_weather_limits_come_from_the_one_table_the_jvm_reads_too() -> None:
+    # udfs/weather_limits.properties; InputRecords.java loads the same file from the operators jar
+    # (SiteTickerTest's bad-record case dead-letters a temperature outside it)
+    from pathlib import Path
+
+    import udfs
+
+    table = dict(line.split("=", 1) for line in (Path(udfs.__file__).with_name("weather_limits.properties"))
+                 .read_text().splitlines() if line and not line.startswith("#"))
+    assert (MIN_TEMP_C, MAX_TEMP_C, DEFAULT_REL_HUMIDITY) == (
+        float(table["min_temp_c"]), float(table["max_temp_c"]), float(table["default_rel_humidity"]))
+    assert pue(MIN_TEMP_C, 50) >= 1 and pue(MAX_TEMP_C, 50) >= 1
+    for outside in (MIN_TEMP_C - 0.1, MAX_TEMP_C + 0.1):
+        with pytest.raises(ValueError, match="plausible range"):
+            pue(outside, 50)
+    # the default is below the humidity reference, so a missing reading adds no humidity penalty
+    assert DEFAULT_REL_HUMIDITY <= P.humidity_ref_rh and pue(20, DEFAULT_REL_HUMIDITY) == pue(20, 0)
 
 
 def test_cooling_kw() -> None:

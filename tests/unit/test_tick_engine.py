@@ -1,14 +1,15 @@
 """udfs.tick_engine against the batch reference (tests/reference.py), without Flink: the engine is
-fed the site ticks the JVM's SiteTicker would send (built here from the reference's own site
-histories) and the job events, as the dispatch operator feeds them: read ahead of the watermark, in
-shuffled order, with a restore from state midway. SiteTicker itself is tested under Flink's
-operator test harness (tests/unit/test_jvm_operators.py)."""
+fed, one call per tick, the site ticks the JVM's SiteTicker would send (built here from the
+reference's own site histories) and the job events, as TickAssembler hands them over: each tick's
+records in shuffled order, with a restore from state midway. SiteTicker and TickAssembler
+themselves are tested under Flink's operator test harness (tests/unit/test_jvm_operators.py)."""
 
 from __future__ import annotations
 
 import json
 import pickle
 import random
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -63,42 +64,44 @@ def book_of(*offers: tuple[int, float], known_at: int | None = None) -> OfferBoo
                                  for start, price in offers])
 
 
-def run_engine(sites_file: str, read_ahead_ticks: int = 1, seed: int | None = None,
-               restore_at: int | None = None) -> tuple[dict[str, list[dict]], list[int]]:
-    """Feed site ticks and job events ``read_ahead_ticks`` ahead of the watermark (in shuffled
-    order with a seed), run the ticks up to the watermark, and with ``restore_at`` rebuild the
-    engine from its pickled state there. Returns the output and the timers the engine asked for."""
+def site_tick_record(payload: dict) -> tuple:
+    return (topics.SITE_TICK, payload["site_id"], json.dumps(payload), None, payload.get("tick"))
+
+
+def job_record(parsed, offset: int = 0) -> tuple:
+    """A job event as JobRecords (Java) hands it on: its envelope as JSON text."""
+    return (topics.JOBS, parsed.key, json.dumps({"job": parsed.record, "raw": parsed.raw}), 0, offset)
+
+
+def run_engine(sites_file: str, seed: int | None = None, restore_at: int | None = None) -> dict[str, list[dict]]:
+    """One engine call per tick with that tick's records (in shuffled order with a seed), each
+    allowed to run up to the tick before the next one, as TickAssembler sends them; with
+    ``restore_at`` the engine is rebuilt from its pickled state there."""
     rng = random.Random(seed)
     inputs_by_tick, job_events = reference_inputs(events(), TICK, sites_file)
-    arrivals = [(tick, 0, site_tick(inp)) for tick, sites in inputs_by_tick.items() for inp in sites.values()]
-    arrivals += [(p.event_ms, 1, p) for p in job_events]
-    arrivals.sort(key=lambda a: (a[0], rng.random() if seed is not None else a[1]))
+    records: dict[int, list[tuple]] = defaultdict(list)
+    for tick, sites in inputs_by_tick.items():
+        records[tick] += [site_tick_record(site_tick(inp)) for inp in sites.values()]
+    for n, parsed in enumerate(job_events):
+        records[tick_at_or_after(parsed.event_ms, TICK)].append(job_record(parsed, n))
     engine = engine_for(sites_file)
     out: dict[str, list[dict]] = {topics.SITE_COSTS: [], topics.DISPATCH: [], topics.PIPELINE_METRICS: []}
-    timers: list[int] = []
-    watermark = arrivals[0][0] - TICK
-    pos = 0
-    while pos < len(arrivals) or engine.next_due() is not None:
-        while pos < len(arrivals) and arrivals[pos][0] <= watermark + read_ahead_ticks * TICK:
-            _, kind, item = arrivals[pos]
-            pos += 1
-            if kind == 0:
-                engine.add_site_tick(json.loads(json.dumps(item)))  # as the JVM sends it: JSON text
-            else:
-                engine.add_job_event(item, (0, pos, None), watermark)
-            timers += engine.take_new_due_ticks()
-        watermark += TICK if pos < len(arrivals) else 48 * TICK
-        for result in engine.advance(watermark):
+    ticks = sorted(records)
+    for i, tick in enumerate(ticks):
+        if seed is not None:
+            rng.shuffle(records[tick])
+        up_to = ticks[i + 1] - TICK if i + 1 < len(ticks) else tick + 48 * TICK
+        for result in engine.run(tick, up_to, records[tick]):
             out[topics.SITE_COSTS] += result.output.site_costs
             out[topics.DISPATCH] += result.output.decisions
             out[topics.PIPELINE_METRICS].append(result.output.metrics)
-        if restore_at is not None and watermark >= restore_at:
+        if restore_at is not None and tick >= restore_at:
             restore_at = None
             state = pickle.loads(pickle.dumps((engine.core_state(), engine.dispatcher.to_state(),
-                                               engine.books_state(), dict(engine.site_inbox), dict(engine.inbox))))
+                                               engine.books_state())))
             engine = engine_for(sites_file)
             engine.restore(*state)
-    return out, timers
+    return out
 
 
 def canonical(recs: list[dict], drop: tuple[str, ...] = ()) -> list[str]:
@@ -110,22 +113,18 @@ def expected(sites_file):
     return reference_run(events(), sites_file=sites_file)
 
 
-@pytest.mark.parametrize("read_ahead_ticks,seed", [(1, None), (30, 5)])
-def test_engine_reproduces_the_reference(sites_file, expected, read_ahead_ticks, seed):
-    out, timers = run_engine(sites_file, read_ahead_ticks, seed)
+@pytest.mark.parametrize("seed", [None, 5])
+def test_engine_reproduces_the_reference(sites_file, expected, seed):
+    out = run_engine(sites_file, seed)
     assert canonical(out[topics.SITE_COSTS]) == canonical(expected[topics.SITE_COSTS])
     assert canonical(out[topics.DISPATCH], ("solve_ms", "solver")) == \
         canonical(expected[topics.DISPATCH], ("solve_ms", "solver"))
     assert len(out[topics.PIPELINE_METRICS]) == len(expected[topics.PIPELINE_METRICS])
-    # every tick a site tick or job event made due was asked for as a timer (the operator's only
-    # wake-ups besides next_due() after a run)
-    inputs_by_tick, job_events = reference_inputs(events(), TICK, sites_file)
-    assert set(inputs_by_tick) | {tick_at_or_after(p.event_ms, TICK) for p in job_events} <= set(timers)
 
 
 def test_a_restore_from_state_continues_identically(sites_file, expected):
     restore_at = tick_at_or_after(scenario.DAY_START + 10 * scenario.HOUR, TICK)
-    out, _ = run_engine(sites_file, read_ahead_ticks=12, seed=3, restore_at=restore_at)
+    out = run_engine(sites_file, seed=3, restore_at=restore_at)
     assert canonical(out[topics.SITE_COSTS]) == canonical(expected[topics.SITE_COSTS])
     assert canonical(out[topics.DISPATCH], ("solve_ms", "solver")) == \
         canonical(expected[topics.DISPATCH], ("solve_ms", "solver"))
@@ -135,11 +134,10 @@ def test_counters_ride_to_the_next_tick_and_a_counters_row_makes_no_tick(sites_f
     engine = engine_for(sites_file)
     t0 = scenario.DAY_START
     inp = SiteInputs("ams", t0, 50.0, t0 + 3_600_000, "EUR", 20.0, 50.0, True, None, book_of((t0, 50.0)))
-    assert engine.add_site_tick({"site_id": "ams", "tick": t0 - TICK, "tick_inputs": False, "late_events": 2,
-                                 "duplicates": 1, "dead_letters": 4}) is None
-    assert engine.next_due() is None  # counters alone run no tick
-    assert engine.add_site_tick(site_tick(inp, duplicates=1)) == t0
-    (result,) = engine.advance(t0 + TICK)
+    counters = {"site_id": "ams", "tick": t0 - TICK, "tick_inputs": False, "late_events": 2, "duplicates": 1,
+                "dead_letters": 4}
+    assert engine.run(t0 - TICK, t0 - TICK, [site_tick_record(counters)]) == []  # counters alone run no tick
+    (result,) = engine.run(t0, t0 + TICK, [site_tick_record(site_tick(inp, duplicates=1))])
     metrics = result.output.metrics
     assert (metrics["late_events"], metrics["duplicates"], metrics["dead_letters"]) == (2, 2, 4)
     (cost,) = result.output.site_costs
@@ -148,9 +146,45 @@ def test_counters_ride_to_the_next_tick_and_a_counters_row_makes_no_tick(sites_f
     # topics were idle): its offers reach the book, the tick is counted late, nothing fails
     later = SiteInputs("ams", t0, 50.0, t0 + 3_600_000, "EUR", 20.0, 50.0, True, None,
                        book_of((t0 + 3_600_000, 60.0), known_at=t0))
-    assert engine.add_site_tick(site_tick(later)) is None and engine.next_due() is None
+    assert engine.run(t0 + 2 * TICK, t0 + 2 * TICK, [site_tick_record(site_tick(later))]) == []
     assert engine.counts == {"late_site_ticks": 1}
     assert [o.valid_from_ms for o in engine.books["ams"]] == [t0, t0 + 3_600_000]
+
+
+def test_a_late_job_event_is_decided_at_the_tick_it_joined_and_counted(sites_file):
+    engine = engine_for(sites_file)
+    t0 = scenario.DAY_START
+    inp = SiteInputs("ams", t0 + TICK, 50.0, t0 + 3_600_000, "EUR", 20.0, 50.0, True, None, book_of((t0, 50.0)))
+    job = {"job_id": "late", "action": "submit", "submitted_at_ms": t0 - TICK, "compute_hours": 1.0, "slots": 1,
+           "priority": 0, "deadline_ms": None, "sites": ["ams"]}
+    # TickAssembler put it in the next tick: its own (t0 - 5 min) was behind the watermark
+    late = (topics.JOBS, "late", json.dumps({"job": job, "raw": "{}"}), 0, 7)
+    (result,) = engine.run(t0 + TICK, t0 + TICK, [late, site_tick_record(site_tick(inp))])
+    assert result.output.metrics["late_jobs"] == 1
+    (decision,) = result.output.decisions
+    assert decision["job_id"] == "late" and decision["status"] == "dispatched" and decision["site_id"] == "ams"
+    # a dead-lettered job record's stand-in counts in the next tick's dead letters
+    inp2 = SiteInputs("ams", t0 + 2 * TICK, 50.0, t0 + 3_600_000, "EUR", 20.0, 50.0, True, None,
+                      book_of((t0, 50.0)))
+    (result,) = engine.run(t0 + 2 * TICK, t0 + 2 * TICK, [(topics.DEAD_JOB, "x", None, 0, 8),
+                                                          site_tick_record(site_tick(inp2))])
+    assert result.output.metrics["dead_letters"] == 1
+
+
+def test_a_deadline_tick_runs_between_the_assembled_ticks_up_to_where_it_may(sites_file):
+    engine = engine_for(sites_file)
+    t0 = scenario.DAY_START
+    inp = SiteInputs("ams", t0, 50.0, t0 + 3_600_000, "EUR", 20.0, 50.0, False, None, book_of((t0, 50.0)))
+    job = {"job_id": "soon", "action": "submit", "submitted_at_ms": t0, "compute_hours": 1.0, "slots": 1,
+           "priority": 0, "deadline_ms": t0 + 3 * TICK, "sites": ["ams"]}
+    # the site is offline: the job waits, and its last chance (t0 + 15 min) is a tick of the
+    # dispatcher's own, run once the assembler lets it run that far and not before
+    record = (topics.JOBS, "soon", json.dumps({"job": job, "raw": "{}"}), 0, 1)
+    assert [r.tick_ms for r in engine.run(t0, t0 + TICK, [record, site_tick_record(site_tick(inp))])] == [t0]
+    assert engine.run(t0 + 2 * TICK, t0 + 2 * TICK, []) == []
+    (result,) = engine.run(t0 + 3 * TICK, t0 + 10 * TICK, [])
+    assert result.tick_ms == t0 + 3 * TICK
+    assert [d["status"] for d in result.output.decisions] == ["missed-deadline"]
 
 
 def test_the_offer_book_keeps_what_the_site_ticks_sent_a_day_back(sites_file):
@@ -159,8 +193,7 @@ def test_the_offer_book_keeps_what_the_site_ticks_sent_a_day_back(sites_file):
     for h in range(30):  # one new hourly offer per hour, each sent once
         t = t0 + h * hour
         inp = SiteInputs("ams", t, 40.0 + h, t + hour, "EUR", 20.0, 50.0, True, None, book_of((t, 40.0 + h)))
-        engine.add_site_tick(site_tick(inp))
-        engine.advance(t)
+        engine.run(t, t, [site_tick_record(site_tick(inp))])
     book = engine.books["ams"]
     last = t0 + 29 * hour
     # kept: the newest offer starting at or before last - 25 h, and everything after it
@@ -171,7 +204,7 @@ def test_the_offer_book_keeps_what_the_site_ticks_sent_a_day_back(sites_file):
 def test_state_of_another_version_fails_with_one_line(sites_file):
     engine = engine_for(sites_file)
     with pytest.raises(ValueError, match=f"version 2, this job reads version {STATE_VERSION}") as err:
-        engine.restore({"last_tick": 0, "chain": {}, "counts": {}}, None, None, None, None)
+        engine.restore({"last_tick": 0, "chain": {}, "counts": {}}, None, None)
     assert "\n" not in str(err.value)
 
 

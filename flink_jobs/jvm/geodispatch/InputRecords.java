@@ -42,13 +42,28 @@ public final class InputRecords {
     public static final int MAX_PAYLOAD_BYTES = 64 * 1024; // larger values are an attack or a bug
     public static final int DEAD_LETTER_RAW_CHARS = 4096; // the contract keeps the first 4 KiB
     static final int MAX_ID_LEN = 128;
-    static final double MIN_TEMP_C = -90.0, MAX_TEMP_C = 70.0; // beyond any record on Earth: a unit error
+    // The plausible temperature range and the default humidity: udfs/weather_limits.properties, which
+    // udfs/cooling.py reads too (packed into the operators jar by `make operators-jar`).
+    static final double MIN_TEMP_C, MAX_TEMP_C, DEFAULT_REL_HUMIDITY;
+
+    static {
+        java.util.Properties limits = new java.util.Properties();
+        try (java.io.InputStream in = InputRecords.class.getResourceAsStream("/weather_limits.properties")) {
+            if (in == null) {
+                throw new IllegalStateException("weather_limits.properties is not on the classpath (make operators-jar)");
+            }
+            limits.load(in);
+        } catch (java.io.IOException e) {
+            throw new IllegalStateException("weather_limits.properties: " + e.getMessage(), e);
+        }
+        MIN_TEMP_C = Double.parseDouble(limits.getProperty("min_temp_c"));
+        MAX_TEMP_C = Double.parseDouble(limits.getProperty("max_temp_c"));
+        DEFAULT_REL_HUMIDITY = Double.parseDouble(limits.getProperty("default_rel_humidity"));
+    }
+
     // Prices below zero are real (day-ahead markets clear negative; EPEX SPOT's floor is -500
     // EUR/MWh); these bounds only catch unit errors.
     static final double MIN_PRICE = -100_000.0, MAX_PRICE = 100_000.0;
-    // Weather without rel_humidity: a mid value, where the cooling model (udfs/cooling.py, reference
-    // 60 %) adds no humidity penalty, so a missing reading never makes a site look dearer.
-    public static final double DEFAULT_REL_HUMIDITY = 50.0;
     static final int MAX_CAPACITY_SLOTS = 10_000_000;
     static final double MAX_COMPUTE_HOURS = 1_000_000.0;
     static final int MAX_SLOTS = 1_000_000, MAX_PRIORITY = 9;

@@ -1,0 +1,171 @@
+package geodispatch;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
+import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.util.KeyedOneInputStreamOperatorTestHarness;
+import org.apache.flink.types.Row;
+
+/**
+ * TickAssembler under Flink's operator test harness: site ticks and job records in, watermarks
+ * moved by hand, one row per key and tick out. Every expected value is worked out by hand in the
+ * comments (tests/unit/test_jvm_operators.py runs it).
+ */
+public final class TickAssemblerTest {
+
+    static final long MIN = 60_000, TICK = 5 * MIN;
+    static final long T0 = 1_530_439_200_000L; // 2018-07-01T10:00:00Z, a tick
+
+    public static void main(String[] args) throws Exception {
+        int passed = 0;
+        for (SiteTickerTest.Case c : List.<SiteTickerTest.Case>of(
+                TickAssemblerTest::recordsWaitForTheirTickAndGoOutTogether,
+                TickAssemblerTest::aLateJobJoinsTheNextTickAndCountersToo,
+                TickAssemblerTest::upToStopsBeforeTheNextWaitingTickAndHeartbeatsCrossBoundaries,
+                TickAssemblerTest::aRestoredOperatorContinuesIdentically)) {
+            c.run();
+            passed++;
+        }
+        System.out.println("TickAssemblerTest: " + passed + " cases passed");
+    }
+
+    static KeyedOneInputStreamOperatorTestHarness<Row, Row, Row> harness(OperatorSubtaskState from) throws Exception {
+        KeyedOneInputStreamOperatorTestHarness<Row, Row, Row> h = new KeyedOneInputStreamOperatorTestHarness<>(
+                new KeyedProcessOperator<>(new TickAssembler(TICK)), row -> Row.of(row.getField(0)),
+                Types.ROW(Types.STRING));
+        if (from != null) {
+            h.initializeState(from);
+        }
+        h.open();
+        return h;
+    }
+
+    static void siteTick(KeyedOneInputStreamOperatorTestHarness<Row, Row, Row> h, String key, String site, long tick)
+            throws Exception {
+        h.processElement(new StreamRecord<>(Row.of(key, Row.of(SiteTicker.SITE_TICK, site, "{\"site_id\":\"" + site
+                + "\"}", null, tick))));
+    }
+
+    static void job(KeyedOneInputStreamOperatorTestHarness<Row, Row, Row> h, String key, String id, long submitted,
+                    long offset) throws Exception {
+        String envelope = "{\"job\":{\"job_id\":\"" + id + "\",\"submitted_at_ms\":" + submitted + "},\"raw\":\"{}\"}";
+        h.processElement(new StreamRecord<>(Row.of(key, Row.of(InputRecords.JOBS, id, envelope, 0, offset)),
+                submitted));
+    }
+
+    /** The rows out since the last call, each as "key tick..up_to [k@offset, ...]". */
+    static List<String> out(KeyedOneInputStreamOperatorTestHarness<Row, Row, Row> h) {
+        List<String> rows = new ArrayList<>();
+        for (Object o : h.getOutput()) {
+            if (o instanceof StreamRecord) {
+                Row row = (Row) ((StreamRecord<?>) o).getValue();
+                Row t = (Row) row.getField(1);
+                String[] k = (String[]) t.getField(3);
+                Long[] offset = (Long[]) t.getField(6);
+                List<String> recs = new ArrayList<>();
+                for (int j = 0; j < k.length; j++) {
+                    recs.add(k[j] + "@" + offset[j]);
+                }
+                eq(k.length, ((String[]) t.getField(2)).length, "columns of one length");
+                rows.add(row.getField(0) + " " + min((Long) t.getField(0)) + ".." + min((Long) t.getField(1)) + " "
+                        + recs);
+            }
+        }
+        h.getOutput().clear();
+        return rows;
+    }
+
+    /** Minutes after T0, to keep the expected values readable. */
+    static long min(long t) {
+        return (t - T0) / MIN;
+    }
+
+    static void eq(Object expected, Object got, String what) {
+        SiteTickerTest.eq(expected, got, what);
+    }
+
+    // ------------------------------------------------------------------ cases
+    static void recordsWaitForTheirTickAndGoOutTogether() throws Exception {
+        var h = harness(null);
+        siteTick(h, "dispatch", "ams", T0);
+        job(h, "dispatch", "a", T0 - 2 * MIN, 1); // 09:58 -> the 10:00 tick
+        job(h, "dispatch", "b", T0 + 1 * MIN, 2); // 10:01 -> 10:05
+        siteTick(h, "shard-1", "chi", T0);
+        siteTick(h, "dispatch", "ams", T0 + TICK);
+        eq(List.of(), out(h), "nothing before the watermark passes a tick");
+        h.processWatermark(T0 + 2 * MIN);
+        // each key's 10:00 tick; up to 10:00 (the 10:05 tick is still waiting for the dispatch key,
+        // and the watermark has not reached 10:05 for shard-1)
+        eq(List.of("dispatch 0..0 [ams@" + T0 + ", a@1]", "shard-1 0..0 [chi@" + T0 + "]"), sorted(out(h)),
+                "the 10:00 ticks");
+        h.processWatermark(T0 + TICK);
+        // dispatch's 10:05 tick in arrival order; shard-1's heartbeat at 10:05 (nothing waiting)
+        eq(List.of("dispatch 5..5 [b@2, ams@" + (T0 + TICK) + "]", "shard-1 5..5 []"), sorted(out(h)), "10:05");
+        h.close();
+    }
+
+    static void aLateJobJoinsTheNextTickAndCountersToo() throws Exception {
+        var h = harness(null);
+        siteTick(h, "dispatch", "ams", T0);
+        h.processWatermark(T0 + 7 * MIN); // 10:00 out, up to 10:05 (the watermark's tick boundary)
+        eq(List.of("dispatch 0..5 [ams@" + T0 + "]"), out(h), "10:00, up to 10:05");
+        job(h, "dispatch", "late", T0 + 4 * MIN, 3); // its tick 10:05 has been let run: joins 10:10
+        job(h, "dispatch", "on-time", T0 + 9 * MIN, 4); // 10:10, its own
+        h.processElement(new StreamRecord<>(Row.of("dispatch", Row.of(SiteTicker.SITE_TICK, "zzz",
+                "{\"site_id\":\"zzz\",\"tick_inputs\":false}", null, null)))); // a site outside the catalogue
+        h.processElement(new StreamRecord<>(Row.of("dispatch", Row.of(JobRecords.DEAD_JOB, "bad", null, 0, 5L))));
+        h.processWatermark(T0 + 10 * MIN);
+        eq(List.of("dispatch 10..10 [late@3, on-time@4, zzz@null, bad@5]"), out(h), "all at 10:10");
+        h.close();
+    }
+
+    static void upToStopsBeforeTheNextWaitingTickAndHeartbeatsCrossBoundaries() throws Exception {
+        var h = harness(null);
+        siteTick(h, "dispatch", "ams", T0);
+        job(h, "dispatch", "later", T0 + 28 * MIN, 1); // 10:30
+        h.processWatermark(T0 + 60 * MIN);
+        // 10:00 may run up to 10:25, not into 10:30, which has a record waiting; then 10:30 up to
+        // 11:00, the watermark
+        eq(List.of("dispatch 0..25 [ams@" + T0 + "]", "dispatch 30..60 [later@1]"), out(h), "a jump of an hour");
+        h.processWatermark(T0 + 61 * MIN);
+        eq(List.of(), out(h), "no boundary crossed, no row");
+        h.processWatermark(T0 + 80 * MIN);
+        eq(List.of("dispatch 65..80 []"), out(h), "one heartbeat per watermark that crosses a boundary");
+        h.close();
+    }
+
+    static void aRestoredOperatorContinuesIdentically() throws Exception {
+        List<String> straight = new ArrayList<>(), restored = new ArrayList<>();
+        for (boolean restore : new boolean[] {false, true}) {
+            var h = harness(null);
+            List<String> rows = restore ? restored : straight;
+            siteTick(h, "dispatch", "ams", T0);
+            job(h, "dispatch", "x", T0 + 12 * MIN, 1); // waits for 10:15
+            h.processWatermark(T0);
+            rows.addAll(out(h));
+            if (restore) {
+                OperatorSubtaskState snapshot = h.snapshot(1, 1);
+                h.close();
+                h = harness(snapshot);
+            }
+            job(h, "dispatch", "y", T0 + 3 * MIN, 2); // 10:05
+            h.processWatermark(T0 + 20 * MIN);
+            rows.addAll(out(h));
+            h.close();
+        }
+        eq(List.of("dispatch 0..0 [ams@" + T0 + "]", "dispatch 5..10 [y@2]", "dispatch 15..20 [x@1]"), straight,
+                "straight through");
+        eq(straight, restored, "rows after a restore");
+    }
+
+    static List<String> sorted(List<String> rows) {
+        String[] a = rows.toArray(new String[0]);
+        Arrays.sort(a);
+        return List.of(a);
+    }
+}
