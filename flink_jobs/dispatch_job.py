@@ -16,8 +16,8 @@
                                  one row per key and tick once the watermark passes it)
       -> TickOperator           (Python, once per key and tick: udfs.tick_engine: the offer books,
                                  site costs, pending jobs, committed slots, the plan)
-      -> site-costs, dispatch, pipeline-metrics (packed rows per watermark, split in SQL), dead-letter
-                                (Kafka, exactly-once)
+      -> site-costs, dispatch, pipeline-metrics, dead-letter (one typed row per key and tick, split
+                                in SQL; site-costs written by the json format; Kafka, exactly-once)
 
     python -m flink_jobs.dispatch_job --help
 """
@@ -34,11 +34,10 @@ from flink_jobs.config import JobConfig, load_config
 from flink_jobs.elements import (
     KEYED_RAW_TYPE,
     OUT_TYPE,
-    PACKED,
     RAW_TYPE,
     SINGLE_KEY,
+    SITE_COST_FIELDS,
     TICK_TYPE,
-    TOPIC_CODES,
     JobRouter,
     assembled_ticks,
     key_by_first_field,
@@ -100,25 +99,29 @@ CREATE TEMPORARY TABLE `src_{topic}` (
 
 
 def declare_sinks(t_env: StreamTableEnvironment, cfg: JobConfig) -> None:
+    """site-costs: typed columns, written as JSON by the connector's json format; the other topics
+    take their values as JSON text (raw)."""
     for topic in topics.OUTPUT_TOPICS:
+        if topic == topics.SITE_COSTS:
+            columns = ",\n  ".join(f"`{name}` {sql_type}" for name, sql_type in SITE_COST_FIELDS)
+            value = "'value.format' = 'json'"
+        else:
+            columns, value = "`v` STRING", "'value.format' = 'raw'"
         t_env.execute_sql(f"""
 CREATE TEMPORARY TABLE `sink_{topic}` (
   `k` STRING,
-  `v` STRING
+  {columns}
 ) WITH (
   {with_clause(kafka_sink_options(cfg, topic, topic))},
   'key.format' = 'raw',
   'key.fields' = 'k',
-  'value.format' = 'raw',
+  {value},
   'value.fields-include' = 'EXCEPT_KEY'
 )""")
 
 
 def sql_text(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-SQL_RS, SQL_US = "U&'\\001E'", "U&'\\001F'"  # elements.RS and elements.US as SQL literals
 
 
 def raw_rows_sql(topic: str, key_sql: str) -> str:
@@ -238,22 +241,22 @@ def shard_keys(shards: int) -> list[str]:
 
 
 def attach_sinks(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, outputs: DataStream) -> None:
-    """Each output topic gets its rows through SQL on the JVM (no Python operator per sink); packed
-    rows (elements.Packer) are split into one Kafka record each there."""
-    t_env.create_temporary_view("job_outputs", t_env.from_data_stream(outputs))
-    t_env.create_temporary_view("unpacked_outputs", t_env.sql_query(
-        f"SELECT SUBSTRING(e.x FROM 1 FOR 1) AS code, "
-        f"SUBSTRING(e.x FROM 2 FOR POSITION({SQL_US} IN e.x) - 2) AS `k`, "
-        f"SUBSTRING(e.x FROM POSITION({SQL_US} IN e.x) + 1) AS `v` "
-        f"FROM job_outputs CROSS JOIN UNNEST(SPLIT(job_outputs.`value`, {SQL_RS})) AS e(x) "
-        f"WHERE job_outputs.`topic` = '{PACKED}'"))
+    """Each output topic gets its records from the dispatch operator's rows (one per key and tick,
+    elements.OUT_TYPE) through SQL on the JVM: the arrays unnested, one Kafka record per element."""
+    t_env.create_temporary_view("tick_outputs", t_env.from_data_stream(outputs))
+
+    def unnest(keys: str) -> str:  # an array's elements with their position, to index its sibling arrays
+        return f"FROM tick_outputs AS o CROSS JOIN UNNEST(o.`{keys}`) WITH ORDINALITY AS u(k, n)"
+
+    site_costs = ", ".join(f"o.`{name}`[u.n]" for name, _ in SITE_COST_FIELDS)
     statements = t_env.create_statement_set()
-    for topic in topics.OUTPUT_TOPICS:
-        unpacked = (f" UNION ALL SELECT `k`, `v` FROM unpacked_outputs WHERE code = '{TOPIC_CODES[topic]}'"
-                    if topic in TOPIC_CODES else "")
-        record_dead = (" UNION ALL SELECT `k`, `v` FROM record_dead_letters" if topic == topics.DEAD_LETTER else "")
-        statements.add_insert_sql(f"INSERT INTO `sink_{topic}` SELECT `key` AS `k`, `value` AS `v` "
-                                  f"FROM job_outputs WHERE `topic` = '{topic}'{unpacked}{record_dead}")
+    statements.add_insert_sql(f"INSERT INTO `sink_{topics.SITE_COSTS}` SELECT u.k, {site_costs} {unnest('site_id')}")
+    statements.add_insert_sql(f"INSERT INTO `sink_{topics.DISPATCH}` SELECT u.k, o.dispatch_value[u.n] "
+                              f"{unnest('dispatch_key')}")
+    statements.add_insert_sql(f"INSERT INTO `sink_{topics.PIPELINE_METRICS}` SELECT metrics_key, metrics_value "
+                              f"FROM tick_outputs")
+    statements.add_insert_sql(f"INSERT INTO `sink_{topics.DEAD_LETTER}` SELECT u.k, o.dead_value[u.n] "
+                              f"{unnest('dead_key')} UNION ALL SELECT `k`, `v` FROM record_dead_letters")
     statements.attach_as_datastream()
 
 

@@ -35,37 +35,31 @@ TICK_TYPE = Types.ROW_NAMED(["tick", "up_to", *RAW_FIELDS],
                              Types.BASIC_ARRAY(Types.STRING()), Types.BASIC_ARRAY(Types.STRING()),
                              Types.BASIC_ARRAY(Types.INT()), Types.BASIC_ARRAY(Types.LONG())])
 
-# One output row type for everything the job writes: which topic, the message key, the JSON value.
-# Output records of a run of ticks travel packed in one row (topic PACKED, see Packer), split back
-# into Kafka records in SQL on the JVM: one Python hand-over per watermark, not one per record.
-OUT_TYPE = Types.ROW_NAMED(["topic", "key", "value"], [Types.STRING(), Types.STRING(), Types.STRING()])
-PACKED = "packed"
-RS, US = "\x1e", "\x1f"  # ASCII record and unit separators: JSON text never holds them unescaped
-TOPIC_CODES = {topics.SITE_COSTS: "s", topics.DISPATCH: "d", topics.PIPELINE_METRICS: "m"}
+# What the dispatch operator writes: one typed row per key and tick, split into Kafka records in
+# SQL on the JVM (flink_jobs.dispatch_job.attach_sinks). site-costs as columns, one array per field
+# over the tick's sites, written as JSON by the connector's json format; the dispatch decisions,
+# the pipeline-metrics record and the dispatcher's dead letters as (key, JSON text), their shapes
+# being nested and open (plan previews, queues, optional fields).
+SITE_COST_FIELDS = (  # the site-costs record of ../shared/CONTRACT.md: field, SQL type
+    ("site_id", "STRING"), ("tick", "STRING"), ("price_per_mwh", "DOUBLE"), ("currency", "STRING"),
+    ("offer_valid_to", "STRING"), ("temp_c", "DOUBLE"), ("rel_humidity", "DOUBLE"), ("pue", "DOUBLE"),
+    ("cooling_kw", "DOUBLE"), ("cost_per_compute_hour", "DOUBLE"), ("cost_per_compute_hour_eur", "DOUBLE"),
+    ("capacity_slots", "INT"), ("available_slots", "INT"), ("available", "BOOLEAN"), ("online", "BOOLEAN"),
+    ("reason", "STRING"))
+_SQL_TYPES = {"STRING": Types.STRING(), "DOUBLE": Types.DOUBLE(), "INT": Types.INT(), "BOOLEAN": Types.BOOLEAN()}
+_TEXTS = Types.BASIC_ARRAY(Types.STRING())
+OUT_FIELDS = [name for name, _ in SITE_COST_FIELDS] + [
+    "dispatch_key", "dispatch_value", "metrics_key", "metrics_value", "dead_key", "dead_value"]
+OUT_TYPE = Types.ROW_NAMED(OUT_FIELDS, [*(Types.BASIC_ARRAY(_SQL_TYPES[t]) for _, t in SITE_COST_FIELDS),
+                                        _TEXTS, _TEXTS, Types.STRING(), Types.STRING(), _TEXTS, _TEXTS])
 
 
-class Packer:
-    """Output records -> packed rows: each record is <topic code><key> US <json value>, records
-    joined by RS (flink_jobs.dispatch_job.attach_sinks splits them). A record whose key holds a
-    separator (a job_id may) is passed on as its own row."""
-
-    MAX_RECORDS = 500  # per packed row: a long backlog run is several rows of a few hundred kB
-
-    def __init__(self):
-        self.records: list[str] = []
-
-    def add(self, topic: str, key: str, value: str):
-        if RS in key or US in key:
-            yield Row(topic, key, value)
-            return
-        self.records.append(f"{TOPIC_CODES[topic]}{key}{US}{value}")
-        if len(self.records) >= self.MAX_RECORDS:
-            yield from self.flush()
-
-    def flush(self):
-        if self.records:
-            yield Row(PACKED, None, RS.join(self.records))
-            self.records = []
+def out_row(site_costs: list[dict], decisions: list[tuple[str, str]], metrics: tuple[str, str],
+            dead: list[tuple[str | None, str]]) -> Row:
+    """One tick's output row (OUT_TYPE): the site-costs records as columns, the rest as (key, JSON)."""
+    columns = [[rec[name] for rec in site_costs] for name, _ in SITE_COST_FIELDS]
+    return Row(*columns, [k for k, _ in decisions], [v for _, v in decisions], metrics[0], metrics[1],
+               [k for k, _ in dead], [v for _, v in dead])
 
 
 def key_by_first_field(stream: DataStream, value_type) -> KeyedStream:
@@ -98,12 +92,11 @@ def _now_iso() -> str:
     return format_ts(int(time.time() * 1000))
 
 
-def dead_letter_row(d) -> Row:
-    """A udfs.tick_engine.DeadRecord -> the dead-letter output row."""
+def dead_letter_text(d) -> str:
+    """A udfs.tick_engine.DeadRecord -> the dead-letter record's JSON text."""
     partition = None if d.partition is None else int(d.partition)
     offset = None if d.offset is None else int(d.offset)
-    return Row(topics.DEAD_LETTER, d.key, json_text(dead_letter(d.topic, partition, offset, d.key, d.raw, d.error,
-                                                            _now_iso())))
+    return json_text(dead_letter(d.topic, partition, offset, d.key, d.raw, d.error, _now_iso()))
 
 
 def subtask_index(runtime_context: RuntimeContext) -> int:

@@ -8,12 +8,12 @@ flink_jobs/elements.py, which does not (see there why).
 
 from __future__ import annotations
 
+from pyflink.common import Row
 from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
-from flink_jobs.elements import SINGLE_KEY, Packer, dead_letter_row, subtask_index
-from udfs import topics
+from flink_jobs.elements import SINGLE_KEY, dead_letter_text, out_row, subtask_index
 from udfs.catalogue import load_catalogue
 from udfs.optimizer import DispatchConfig
 from udfs.records import json_text
@@ -77,8 +77,7 @@ class TickOperator(KeyedProcessFunction):
     def _engine(self, key: str) -> TickEngine:
         engine = self.engines.get(key)
         if engine is None:
-            engine = TickEngine(self.shard_catalogues.get(key, self.catalogue), self.tick_len_ms, self.config,
-                                site_cost_json=True)
+            engine = TickEngine(self.shard_catalogues.get(key, self.catalogue), self.tick_len_ms, self.config)
             engine.restore(self.core_state.value(), self.dispatcher_state.value(), self.books_state.value())
             self.engines[key] = engine
             self.dispatcher_signatures[key] = engine.dispatcher.signature()
@@ -97,10 +96,8 @@ class TickOperator(KeyedProcessFunction):
             self.late_jobs.inc(late_jobs)
         if results:
             shard = self.shard_of_key.get(key)
-            packed = Packer()
             for result in results:
-                yield from self._tick_rows(result, shard, packed)
-            yield from packed.flush()
+                yield self._tick_row(result, shard)
             self.books_state.update(engine.books_state())
             signature = engine.dispatcher.signature()
             if signature != self.dispatcher_signatures[key]:
@@ -109,23 +106,20 @@ class TickOperator(KeyedProcessFunction):
             self.pending_gauge_value = len(engine.dispatcher.pending)
         self.core_state.update(engine.core_state())
 
-    def _tick_rows(self, result: TickResult, shard: int | None, packed: Packer):
+    def _tick_row(self, result: TickResult, shard: int | None) -> Row:
         out = result.output
         metrics = out.metrics
         if metrics.get("offers_expired"):  # a call into the JVM
             self.expired.inc(metrics["offers_expired"])
         self.solve_ms_value = metrics.get("solve_ms", 0.0)
-        for site_id, text in out.site_cost_json:
-            yield from packed.add(topics.SITE_COSTS, site_id, text)
         if out.decisions:
             self.decisions_counter.inc(len(out.decisions))
-        for rec in out.decisions:
-            yield from packed.add(topics.DISPATCH, rec["job_id"], json_text(rec))
-        for d in result.dead:
-            self.dead_letters.inc()
-            yield dead_letter_row(d)
+        if result.dead:
+            self.dead_letters.inc(len(result.dead))
         if shard is None:
-            yield from packed.add(topics.PIPELINE_METRICS, format_ts(result.tick_ms), json_text(metrics))
+            metrics_record = (format_ts(result.tick_ms), json_text(metrics))
         else:  # one record per shard and tick
-            yield from packed.add(topics.PIPELINE_METRICS, f"{format_ts(result.tick_ms)}|{shard}",
-                                  json_text({**metrics, "shard": shard, "subtask": self.subtask}))
+            metrics_record = (f"{format_ts(result.tick_ms)}|{shard}",
+                              json_text({**metrics, "shard": shard, "subtask": self.subtask}))
+        return out_row(out.site_costs, [(rec["job_id"], json_text(rec)) for rec in out.decisions], metrics_record,
+                       [(d.key, dead_letter_text(d)) for d in result.dead])

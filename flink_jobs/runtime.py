@@ -39,9 +39,9 @@ def flink_configuration(cfg: JobConfig) -> Configuration:
     conf.set_string("execution.checkpointing.mode", "EXACTLY_ONCE")
     conf.set_string("execution.checkpointing.dir", _as_uri(cfg.state_dir))
     conf.set_string("state.backend.type", "hashmap")
-    # Chained operators hand records on without a defensive copy. The SQL that splits packed
-    # output rows (dispatch_job.attach_sinks) emits each record joined to the row it came from,
-    # and copying that row per record made the split quadratic in the row's size.
+    # Chained operators hand records on without a defensive copy. The SQL that unnests the
+    # dispatch operator's output rows (dispatch_job.attach_sinks) emits each record joined to the
+    # row it came from, and copying that row per record made the split quadratic in its size.
     conf.set_string("pipeline.object-reuse", "true")
     conf.set_string("table.local-time-zone", "UTC")
     conf.set_string("table.exec.source.idle-timeout", f"{int(cfg.idle_timeout_s * 1000)} ms")

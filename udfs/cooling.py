@@ -41,6 +41,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
+
 from udfs.catalogue import CoolingParams
 
 KELVIN = 273.15
@@ -71,71 +73,93 @@ def finite_number(name: str, value: float) -> float:
     return float(value)
 
 
-def effective_temp_c(
-    temp_c: float, rel_humidity: float, p: CoolingParams = DEFAULT_COOLING
-) -> float:
+# The formulas below are written once, in numpy: each takes a tick's arrays (one element per site,
+# the parameters a CoolingParams of floats or of arrays, see stacked()) or plain numbers (a single
+# site is an array of one), elementwise.
+
+
+def stacked(params: list, cls: type = CoolingParams):
+    """One ``cls`` (CoolingParams, ThermalLimits) whose fields are arrays over the given sites'
+    parameters, for the formulas to take a tick's sites at once."""
+    return cls(**{f: np.array([getattr(p, f) for p in params], dtype=float) for f in cls.__dataclass_fields__})
+
+
+def effective_temp_c(temp_c, rel_humidity, p: CoolingParams = DEFAULT_COOLING):
     """Dry-bulb shifted up for humidity above ``humidity_ref_rh`` (never shifted down)."""
-    return temp_c + p.humidity_shift_c_per_rh * max(0.0, rel_humidity - p.humidity_ref_rh)
+    return temp_c + p.humidity_shift_c_per_rh * np.maximum(0.0, rel_humidity - p.humidity_ref_rh)
 
 
-def chiller_cop(temp_c: float, p: CoolingParams = DEFAULT_COOLING) -> float:
+def chiller_cop(temp_c, p: CoolingParams = DEFAULT_COOLING):
     """Carnot-fraction COP at outdoor temperature ``temp_c``, clipped to [cop_min, cop_max]."""
     t_supply = p.supply_c + KELVIN
     lift = (temp_c + p.approach_c + KELVIN) - t_supply
-    if lift <= 0:  # condenser colder than the supply: the clip takes over
-        return p.cop_max
-    return min(p.cop_max, max(p.cop_min, p.chiller_eta * t_supply / lift))
+    # a condenser colder than the supply (lift <= 0): the clip takes over
+    carnot = p.chiller_eta * t_supply / np.where(lift > 0, lift, 1.0)
+    return np.where(lift > 0, np.clip(carnot, p.cop_min, p.cop_max), p.cop_max)
 
 
-def free_cooling_fraction(temp_c: float, p: CoolingParams = DEFAULT_COOLING) -> float:
+def free_cooling_fraction(temp_c, p: CoolingParams = DEFAULT_COOLING):
     """Cooling kW per IT kW with outside air: flat below the floor, linear up to the ceiling."""
-    if temp_c <= p.free_cooling_min_c:
-        return p.free_fraction_min
-    if temp_c >= p.free_cooling_max_c:
-        return p.free_fraction_max
-    share = (temp_c - p.free_cooling_min_c) / (p.free_cooling_max_c - p.free_cooling_min_c)
+    share = np.clip((temp_c - p.free_cooling_min_c) / (p.free_cooling_max_c - p.free_cooling_min_c), 0.0, 1.0)
     return p.free_fraction_min + share * (p.free_fraction_max - p.free_fraction_min)
 
 
-def mechanical_share(temp_c: float, p: CoolingParams = DEFAULT_COOLING) -> float:
+def mechanical_share(temp_c, p: CoolingParams = DEFAULT_COOLING):
     """Share of the heat removed by chillers: 0 below the free-cooling ceiling, 1 above the
     blend band, linear in between (so the PUE curve has no jump)."""
-    return min(1.0, max(0.0, (temp_c - p.free_cooling_max_c) / p.blend_width_c))
+    return np.clip((temp_c - p.free_cooling_max_c) / p.blend_width_c, 0.0, 1.0)
 
 
-def cooling_fraction(
-    temp_c: float, rel_humidity: float, p: CoolingParams = DEFAULT_COOLING
-) -> float:
+def cooling_fraction(temp_c, rel_humidity, p: CoolingParams = DEFAULT_COOLING):
     """Cooling power per IT power (PUE - 1 - fixed_overhead)."""
     t = effective_temp_c(temp_c, rel_humidity, p)
     m = mechanical_share(t, p)
     free = free_cooling_fraction(t, p)
-    # max(): a chiller never beats the free-cooling ceiling, which keeps the blend monotone.
-    chiller = max(1.0 / chiller_cop(t, p) + p.chiller_aux_fraction, p.free_fraction_max)
-    humid = max(0.0, rel_humidity - p.humidity_ref_rh) / max(1e-9, 100.0 - p.humidity_ref_rh)
+    # maximum(): a chiller never beats the free-cooling ceiling, which keeps the blend monotone.
+    chiller = np.maximum(1.0 / chiller_cop(t, p) + p.chiller_aux_fraction, p.free_fraction_max)
+    humid = np.maximum(0.0, rel_humidity - p.humidity_ref_rh) / np.maximum(1e-9, 100.0 - p.humidity_ref_rh)
     dehumid = p.dehumidification_fraction * humid * m
     return (1.0 - m) * free + m * chiller + dehumid
 
 
-def pue(temp_c: float, rel_humidity: float, params: CoolingParams = DEFAULT_COOLING) -> float:
-    """PUE(T, RH) >= 1. ``temp_c`` in degC, ``rel_humidity`` in percent [0, 100].
+def pue_of(temp_c, rel_humidity, p: CoolingParams = DEFAULT_COOLING):
+    """PUE(T, RH) >= 1 of a tick's sites at once. ``temp_c`` in degC, ``rel_humidity`` in percent
+    [0, 100]. Raises ValueError on NaN/inf, on RH outside [0, 100] and on temperatures outside
+    [MIN_TEMP_C, MAX_TEMP_C] (no weather station reports those; it is a unit or parsing error)."""
+    t = np.asarray(temp_c, dtype=float)
+    rh = np.asarray(rel_humidity, dtype=float)
+    _check_all("temp_c", t, MIN_TEMP_C, MAX_TEMP_C, "degC is outside the plausible range "
+               f"[{MIN_TEMP_C:g}, {MAX_TEMP_C:g}]")
+    _check_all("rel_humidity", rh, 0.0, 100.0, "is outside [0, 100] percent")
+    return 1.0 + p.fixed_overhead + cooling_fraction(t, rh, p)
 
-    Raises ValueError on NaN/inf, on RH outside [0, 100] and on temperatures outside
-    [MIN_TEMP_C, MAX_TEMP_C] (no weather station reports those; it is a unit or parsing error).
-    """
+
+def _check_all(name: str, values: np.ndarray, low: float, high: float, outside: str) -> None:
+    """ValueError naming the first value that is not finite or lies outside [low, high]."""
+    bad = ~np.isfinite(values) | (values < low) | (values > high)
+    if bad.any():
+        v = float(values[bad].flat[0])
+        if not math.isfinite(v):
+            raise ValueError(f"{name}: must be a finite number, got {v!r}")
+        raise ValueError(f"{name}: {v} {outside}")
+
+
+def pue(temp_c: float, rel_humidity: float, params: CoolingParams = DEFAULT_COOLING) -> float:
+    """PUE of one site (pue_of with arrays of one)."""
     t = finite_number("temp_c", temp_c)
     rh = finite_number("rel_humidity", rel_humidity)
-    if not MIN_TEMP_C <= t <= MAX_TEMP_C:
-        raise ValueError(f"temp_c: {t} degC is outside the plausible range [{MIN_TEMP_C:g}, {MAX_TEMP_C:g}]")
-    if not 0.0 <= rh <= 100.0:
-        raise ValueError(f"rel_humidity: {rh} is outside [0, 100] percent")
-    return 1.0 + params.fixed_overhead + cooling_fraction(t, rh, params)
+    return float(pue_of(t, rh, params))
+
+
+def cooling_load_kw(it_kw, pue_value, overhead=DEFAULT_COOLING.fixed_overhead):
+    """Cooling load (kW) = IT load x (PUE - 1 - other overhead), never negative; numpy, elementwise."""
+    return it_kw * np.maximum(0.0, pue_value - 1.0 - overhead)
 
 
 def cooling_kw(
     it_kw: float, pue_value: float, overhead: float = DEFAULT_COOLING.fixed_overhead
 ) -> float:
-    """Cooling load (kW) = IT load x (PUE - 1 - other overhead), never negative."""
+    """cooling_load_kw of one site, its inputs checked."""
     it = finite_number("it_kw", it_kw)
     pv = finite_number("pue", pue_value)
     ov = finite_number("overhead", overhead)
@@ -145,4 +169,4 @@ def cooling_kw(
         raise ValueError(f"pue: must be >= 1, got {pv}")
     if ov < 0:
         raise ValueError(f"overhead: must be >= 0, got {ov}")
-    return it * max(0.0, pv - 1.0 - ov)
+    return float(cooling_load_kw(it, pv, ov))

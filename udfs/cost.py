@@ -19,8 +19,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from udfs.catalogue import Site, ThermalLimits
-from udfs.cooling import cooling_kw, finite_number, pue
+import numpy as np
+
+from udfs.catalogue import CoolingParams, Site, ThermalLimits
+from udfs.cooling import cooling_load_kw, finite_number, pue_of, stacked
 
 DEFAULT_THERMAL = ThermalLimits()
 
@@ -32,45 +34,43 @@ def _non_negative(name: str, value: float) -> float:
     return v
 
 
+def compute_hour_cost(price_per_mwh, it_kw_per_slot, pue_value, fixed_cost_per_slot_hour=0.0):
+    """price/1000 x it_kw_per_slot x PUE + fixed, in the price's currency per slot-hour; numpy,
+    elementwise."""
+    return price_per_mwh / 1000.0 * it_kw_per_slot * pue_value + fixed_cost_per_slot_hour
+
+
 def cost_per_compute_hour(
     price_per_mwh: float,
     it_kw_per_slot: float,
     pue_value: float,
     fixed_cost_per_slot_hour: float = 0.0,
 ) -> float:
-    """price/1000 x it_kw_per_slot x PUE + fixed, in the price's currency per slot-hour."""
+    """compute_hour_cost of one site, its inputs checked."""
     price = finite_number("price_per_mwh", price_per_mwh)
     kw = _non_negative("it_kw_per_slot", it_kw_per_slot)
     pv = finite_number("pue", pue_value)
     if pv < 1.0:
         raise ValueError(f"pue: must be >= 1, got {pue_value!r}")
     fixed = _non_negative("fixed_cost_per_slot_hour", fixed_cost_per_slot_hour)
-    return price / 1000.0 * kw * pv + fixed
+    return float(compute_hour_cost(price, kw, pv, fixed))
 
 
-def unavailable_reason(online: bool, has_offer: bool, has_weather: bool, slots: int, derating: float) -> str:
-    """Why a site has no free slot ("" when it has some): the first of offline, no offer, no
-    weather, full or thermally derated to nothing."""
-    if not online:
-        return "offline"
-    if not has_offer:
-        return "no-offer"
-    if not has_weather:
-        return "no-weather"
-    if slots == 0:
-        return "full" if derating > 0 else "derated"
-    return ""
-
-
-def thermal_derating(temp_c: float, limits: ThermalLimits = DEFAULT_THERMAL) -> float:
-    """Fraction of the capacity usable at outdoor temperature ``temp_c`` (in [floor, 1])."""
-    t = finite_number("temp_c", temp_c)
-    if t <= limits.derate_start_c:
-        return 1.0
-    if t >= limits.derate_max_c:
-        return limits.derate_floor
-    share = (t - limits.derate_start_c) / (limits.derate_max_c - limits.derate_start_c)
+def thermal_derating(temp_c, limits: ThermalLimits = DEFAULT_THERMAL):
+    """Fraction of the capacity usable at outdoor temperature ``temp_c`` (in [floor, 1]); numpy,
+    elementwise over a tick's sites (``limits`` of arrays, udfs.cooling.stacked) or one number."""
+    if not np.isfinite(temp_c).all():
+        raise ValueError(f"temp_c: must be a finite number, got {temp_c!r}")
+    share = np.clip((temp_c - limits.derate_start_c) / (limits.derate_max_c - limits.derate_start_c), 0.0, 1.0)
     return 1.0 - share * (1.0 - limits.derate_floor)
+
+
+def free_slots(capacity_slots, derating, committed_slots, usable):
+    """floor(derating x capacity) - committed, at least 0; 0 where not ``usable`` (offline, or
+    without an offer or weather); numpy, elementwise."""
+    # The epsilon keeps 0.7 * 400 = 279.99999... from losing a slot to float rounding.
+    derated = np.floor(derating * capacity_slots + 1e-9).astype(np.int64)
+    return np.where(usable, np.maximum(0, derated - committed_slots), 0)
 
 
 def available_slots(
@@ -81,7 +81,7 @@ def available_slots(
     online: bool = True,
     has_offer: bool = True,
 ) -> int:
-    """floor(derating x capacity) - committed, at least 0; 0 if offline or without an offer."""
+    """free_slots of one site, its inputs checked."""
     if (
         isinstance(capacity_slots, bool)
         or not isinstance(capacity_slots, int)
@@ -99,10 +99,7 @@ def available_slots(
     d = finite_number("derating", derating)
     if not 0.0 <= d <= 1.0:
         raise ValueError(f"derating: must be in [0, 1], got {derating!r}")
-    if not online or not has_offer:
-        return 0
-    # The epsilon keeps 0.7 * 400 = 279.99999... from losing a slot to float rounding.
-    return max(0, math.floor(d * capacity_slots + 1e-9) - committed_slots)
+    return int(free_slots(capacity_slots, d, committed_slots, online and has_offer))
 
 
 @dataclass(frozen=True)
@@ -121,6 +118,81 @@ class SiteCost:
     reason: str  # "" if slots are free, else offline / no-offer / no-weather / derated / full
 
 
+class SiteParams:
+    """The catalogue's constants of some sites as arrays (one element per site), built once."""
+
+    def __init__(self, sites: list[Site]):
+        self.site_ids = [s.site_id for s in sites]
+        self.it_kw_per_slot = np.array([s.it_kw_per_slot for s in sites], dtype=float)
+        self.fixed = np.array([s.fixed_cost_per_slot_hour for s in sites], dtype=float)
+        self.fx_to_eur = np.array([s.fx_to_eur for s in sites], dtype=float)
+        self.capacity_slots = np.array([s.capacity_slots for s in sites], dtype=np.int64)
+        self.cooling = stacked([s.cooling for s in sites], CoolingParams)
+        self.thermal = stacked([s.thermal for s in sites], ThermalLimits)
+
+
+def site_costs(
+    params: SiteParams,
+    *,
+    price_per_mwh: np.ndarray,
+    temp_c: np.ndarray,
+    rel_humidity: np.ndarray,
+    committed_slots: np.ndarray,
+    online: np.ndarray,
+    capacity_slots: np.ndarray,
+) -> list[SiteCost]:
+    """The sites of ``params`` at one tick, at once: the offer in force (``price_per_mwh`` NaN
+    where expired), the latest weather (NaN where none), the slots committed to running jobs,
+    online, and the capacity (-1 where site-status gave none: the catalogue's). Without weather
+    a site cannot price cooling: it is unavailable, like without an offer. ``cooling_kw`` is the
+    cooling load of the committed (running) IT load."""
+    price = np.asarray(price_per_mwh, dtype=float)
+    temp = np.asarray(temp_c, dtype=float)
+    rh = np.asarray(rel_humidity, dtype=float)
+    committed = np.asarray(committed_slots, dtype=np.int64)
+    online = np.asarray(online, dtype=bool)
+    if np.isinf(price).any():
+        raise ValueError("price_per_mwh: must be a finite number")
+    if (committed < 0).any():
+        raise ValueError(f"committed_slots: must be >= 0, got {int(committed.min())}")
+    cap = np.where(np.asarray(capacity_slots) < 0, params.capacity_slots, capacity_slots).astype(np.int64)
+    has_offer = ~np.isnan(price)
+    has_weather = ~np.isnan(temp) & ~np.isnan(rh)
+    has_temp = ~np.isnan(temp)
+    pue = np.full(len(price), np.nan)
+    pue[has_weather] = pue_of(temp[has_weather], rh[has_weather], _take(params.cooling, has_weather))
+    if not has_temp.all():
+        _check_finite_where("temp_c", temp, has_temp)
+    derating = np.ones(len(price))
+    derating[has_temp] = thermal_derating(temp[has_temp], _take(params.thermal, has_temp))
+    cost = compute_hour_cost(price, params.it_kw_per_slot, pue, params.fixed)
+    slots = free_slots(cap, derating, committed, online & has_offer & has_weather)
+    cooling = cooling_load_kw(committed * params.it_kw_per_slot, pue, params.cooling.fixed_overhead)
+    reason = np.select([~online, ~has_offer, ~has_weather, (slots == 0) & (derating > 0), slots == 0],
+                       ["offline", "no-offer", "no-weather", "full", "derated"], "")
+    available = online & ~np.isnan(cost)
+    eur = cost * params.fx_to_eur
+    return [SiteCost(site_id=site_id, pue=_value(pue[i]), cooling_kw=_value(cooling[i]),
+                     cost_per_compute_hour=_value(cost[i]), cost_per_compute_hour_eur=_value(eur[i]),
+                     capacity_slots=int(cap[i]), derating=float(derating[i]), available_slots=int(slots[i]),
+                     available=bool(available[i]), reason=str(reason[i]))
+            for i, site_id in enumerate(params.site_ids)]
+
+
+def _take(params, mask: np.ndarray):
+    """A CoolingParams/ThermalLimits of arrays cut to the sites where ``mask`` holds."""
+    return type(params)(**{f: getattr(params, f)[mask] for f in type(params).__dataclass_fields__})
+
+
+def _check_finite_where(name: str, values: np.ndarray, present: np.ndarray) -> None:
+    if not np.isfinite(values[present]).all():
+        raise ValueError(f"{name}: must be a finite number")
+
+
+def _value(x: float) -> float | None:
+    return None if math.isnan(x) else float(x)
+
+
 def site_cost(
     site: Site,
     *,
@@ -131,41 +203,19 @@ def site_cost(
     online: bool = True,
     capacity_slots: int | None = None,
 ) -> SiteCost:
-    """One site at one tick, from the offer in force (``price_per_mwh`` None when expired),
-    the latest weather (None when never observed) and the slots committed to running jobs.
-
-    ``capacity_slots`` overrides the catalogue (from ``site-status`` telemetry).
-    ``cooling_kw`` is the cooling load of the committed (running) IT load.
-    """
-    cap = site.capacity_slots if capacity_slots is None else capacity_slots
-    has_weather = temp_c is not None and rel_humidity is not None
-    p = pue(temp_c, rel_humidity, site.cooling) if has_weather else None  # type: ignore[arg-type]
-    derating = thermal_derating(temp_c, site.thermal) if temp_c is not None else 1.0
-    cost = None
-    if p is not None and price_per_mwh is not None:
-        cost = cost_per_compute_hour(
-            price_per_mwh, site.it_kw_per_slot, p, site.fixed_cost_per_slot_hour
-        )
-    has_offer = price_per_mwh is not None
-    # Without weather we cannot price cooling: treat the site as unavailable, like no offer.
-    slots = available_slots(
-        cap, derating, committed_slots, online=online, has_offer=has_offer and has_weather
-    )
-    reason = unavailable_reason(online, has_offer, has_weather, slots, derating)
-    ckw = (
-        cooling_kw(committed_slots * site.it_kw_per_slot, p, site.cooling.fixed_overhead)
-        if p
-        else None
-    )
-    return SiteCost(
-        site_id=site.site_id,
-        pue=p,
-        cooling_kw=ckw,
-        cost_per_compute_hour=cost,
-        cost_per_compute_hour_eur=None if cost is None else cost * site.fx_to_eur,
-        capacity_slots=cap,
-        derating=derating,
-        available_slots=slots,
-        available=online and cost is not None,
-        reason=reason,
-    )
+    """One site at one tick (site_costs with arrays of one); None where there is no offer, no
+    weather or no site-status capacity. ``capacity_slots`` overrides the catalogue."""
+    for name, value in (("price_per_mwh", price_per_mwh), ("temp_c", temp_c), ("rel_humidity", rel_humidity)):
+        if value is not None:
+            finite_number(name, value)
+    for name, value in (("capacity_slots", capacity_slots), ("committed_slots", committed_slots)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ValueError(f"{name}: must be a non-negative integer, got {value!r}")
+    (cost,) = site_costs(
+        SiteParams([site]),
+        price_per_mwh=[math.nan if price_per_mwh is None else price_per_mwh],
+        temp_c=[math.nan if temp_c is None else temp_c],
+        rel_humidity=[math.nan if rel_humidity is None else rel_humidity],
+        committed_slots=[committed_slots], online=[online],
+        capacity_slots=[-1 if capacity_slots is None else capacity_slots])
+    return cost

@@ -31,9 +31,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from udfs.baselines import greedy, round_robin
 from udfs.catalogue import Catalogue, Site
-from udfs.cost import SiteCost, site_cost
+from udfs.cost import SiteCost, SiteParams, compute_hour_cost, site_costs
 from udfs.forecast import HISTORY_MS, price_curve
 from udfs.headroom import UrgentDemand, start_cap
 from udfs.ledger import Ledger
@@ -47,7 +49,7 @@ from udfs.optimizer import (
     rejection_reason,
 )
 from udfs.planner import Planner
-from udfs.records import ParsedRecord, json_text
+from udfs.records import ParsedRecord
 from udfs.timeutil import format_ts
 
 MAX_CURVE_RUN_MS = 7 * 24 * HOUR_MS  # beyond this much of a run the curve's last rate continues
@@ -84,9 +86,6 @@ class TickOutput:
     decisions: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     dead_letters: list[tuple[ParsedRecord, str]] = field(default_factory=list)
-    # Only with run_tick(..., site_cost_json=True): (site_id, record as compact JSON) in the order of
-    # the site-costs records.
-    site_cost_json: list[tuple[str, str]] = field(default_factory=list)
 
 
 def job_from_record(rec: dict[str, Any]) -> Job:
@@ -108,9 +107,8 @@ def cost_curve(site: Site, inp: SiteInputs, pue: float, end_ms: int) -> CostCurv
     pc = price_curve(inp.known_offers(), inp.tick_ms, end_ms)
     if pc is None:
         return None
-    kw_pue = site.it_kw_per_slot * pue / 1000.0
-    rates = tuple((p * kw_pue + site.fixed_cost_per_slot_hour) * site.fx_to_eur for p in pc.prices)
-    return CostCurve(pc.edges, rates, pc.known)
+    rates = compute_hour_cost(np.array(pc.prices), site.it_kw_per_slot, pue, site.fixed_cost_per_slot_hour)
+    return CostCurve(pc.edges, tuple((rates * site.fx_to_eur).tolist()), pc.known)
 
 
 class Dispatcher:
@@ -128,9 +126,7 @@ class Dispatcher:
         self.decided: dict[str, str] = {}  # job_id -> fingerprint of its submit (duplicates, conflicts)
         self.first_sight: dict[str, tuple[float, float]] = {}  # pending job -> (greedy EUR, round-robin EUR)
         self.site_rates: dict[str, tuple[int, float | None]] = {}  # site -> (tick, EUR/slot-hour then)
-        # site -> (the arguments of its last site_cost, the result): a site's inputs stay the same
-        # for every tick of an hourly offer and hourly weather, and site_cost is a pure function
-        self._last_cost: dict[str, tuple[tuple, SiteCost]] = {}
+        self.site_params = SiteParams(list(catalogue))  # the catalogue's constants as arrays
         self.rr_pointer = 0
         self.urgent = UrgentDemand()  # the urgent reserve each site keeps from movable work
         self.planner = Planner(config)  # the standing plan between ticks (udfs.planner)
@@ -169,12 +165,9 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ ticks
     def run_tick(self, tick_ms: int, job_events: list[ParsedRecord], inputs: dict[str, SiteInputs],
-                 counts: dict[str, int] | None = None, *, site_cost_dicts: bool = True,
-                 site_cost_json: bool = False) -> TickOutput:
+                 counts: dict[str, int] | None = None) -> TickOutput:
         """One tick. ``job_events``: every job event with event time <= tick not yet applied.
-        ``inputs``: the tick's inputs per site (a site without inputs is unavailable).
-        ``site_cost_dicts``: the site-costs records as dicts in ``out.site_costs``;
-        ``site_cost_json``: the same records as compact JSON in ``out.site_cost_json``."""
+        ``inputs``: the tick's inputs per site (a site without inputs is unavailable)."""
         counts = {"duplicates": 0, "cancels_too_late": 0, **(counts or {})}
         out = TickOutput()
         for parsed in sorted(job_events, key=lambda p: (p.event_ms, p.record["action"] != "submit", p.key,
@@ -189,28 +182,13 @@ class Dispatcher:
         available: list[tuple[Site, SiteInputs, Any]] = []
         offers_expired = 0
         tick = format_ts(tick_ms)
-        for site_id in sorted(inputs):
-            site = self.catalogue.get(site_id)
-            if site is None:
-                continue
-            inp = inputs[site_id]
+        costs = self._site_costs(inputs, committed)
+        for site_id in sorted(costs):
+            site, inp, sc = self.catalogue[site_id], inputs[site_id], costs[site_id]
             if inp.price_per_mwh is None:
                 offers_expired += 1
-            args = (inp.price_per_mwh, inp.temp_c, inp.rel_humidity, committed.get(site_id, 0), inp.online,
-                    inp.capacity_slots)
-            last = self._last_cost.get(site_id)
-            if last is not None and last[0] == args:
-                sc = last[1]
-            else:
-                sc = site_cost(site, price_per_mwh=args[0], temp_c=args[1], rel_humidity=args[2],
-                               committed_slots=args[3], online=args[4], capacity_slots=args[5])
-                self._last_cost[site_id] = (args, sc)
             self.site_rates[site_id] = (tick_ms, sc.cost_per_compute_hour_eur)  # what the next tick charges
-            rec = _site_cost_record(inp, sc, tick)
-            if site_cost_dicts:
-                out.site_costs.append(rec)
-            if site_cost_json:
-                out.site_cost_json.append((site_id, json_text(rec)))
+            out.site_costs.append(_site_cost_record(inp, sc, tick))
             if sc.available and sc.pue is not None:
                 available.append((site, inp, sc))
 
@@ -354,13 +332,8 @@ class Dispatcher:
         committed = self.shadow.committed()
         end = tick_ms + min(MAX_CURVE_RUN_MS, max(j.duration_ms for j in jobs))
         plans = []
-        for site_id in sorted(inputs):
-            site, inp = self.catalogue.get(site_id), inputs[site_id]
-            if site is None:
-                continue
-            sc = site_cost(site, price_per_mwh=inp.price_per_mwh, temp_c=inp.temp_c, rel_humidity=inp.rel_humidity,
-                           committed_slots=committed.get(site_id, 0), online=inp.online,
-                           capacity_slots=inp.capacity_slots)
+        for site_id, sc in sorted(self._site_costs(inputs, committed).items()):
+            site = self.catalogue[site_id]
             if sc.available and sc.pue is not None:  # greedy looks at the rate now only
                 plans.append(SitePlan(site_id, site.region, sc.available_slots, sc.capacity_slots,
                                       CostCurve.flat(tick_ms, sc.cost_per_compute_hour_eur, end)))
@@ -371,6 +344,23 @@ class Dispatcher:
             self.shadow.start(job.job_id, prob.sites[o.site].site_id, job.slots, tick_ms, tick_ms + job.duration_ms,
                               o.cost)
             del self.shadow_pending[job.job_id]
+
+    def _site_costs(self, inputs: dict[str, SiteInputs], committed: dict[str, int]) -> dict[str, SiteCost]:
+        """Each ticking site of the catalogue at this tick (udfs.cost.site_costs over the arrays of
+        all the catalogue's sites at once), with ``committed`` slots busy."""
+        rows = [inputs.get(site_id) for site_id in self.site_params.site_ids]
+        nan = math.nan
+
+        def column(field: str) -> list:
+            return [nan if i is None or getattr(i, field) is None else getattr(i, field) for i in rows]
+
+        costs = site_costs(self.site_params, price_per_mwh=column("price_per_mwh"), temp_c=column("temp_c"),
+                           rel_humidity=column("rel_humidity"),
+                           committed_slots=[committed.get(site_id, 0) for site_id in self.site_params.site_ids],
+                           online=[i is not None and i.online for i in rows],
+                           capacity_slots=[-1 if i is None or i.capacity_slots is None else i.capacity_slots
+                                           for i in rows])
+        return {sc.site_id: sc for sc, i in zip(costs, rows, strict=True) if i is not None}
 
     def _site_plans(self, tick_ms: int, jobs: list[Job], available: list[tuple[Site, SiteInputs, Any]],
                     committed: dict[str, int]) -> list[SitePlan]:

@@ -53,11 +53,9 @@ class TickResult:
 
 
 class TickEngine:
-    def __init__(self, catalogue: Catalogue, tick_len_ms: int, config: DispatchConfig, site_cost_json: bool = False):
+    def __init__(self, catalogue: Catalogue, tick_len_ms: int, config: DispatchConfig):
         self.catalogue = catalogue  # the sites this key decides
         self.tick_len_ms = tick_len_ms
-        # True: site-costs come as ready JSON text (TickOutput.site_cost_json), not as dicts
-        self.site_cost_json = site_cost_json
         self.dispatcher = Dispatcher(catalogue, config)
         # each site's offers as its ticks reported them, a day back: the plan ahead prices with them
         self.books: dict[str, OfferBook] = {}
@@ -128,8 +126,7 @@ class TickEngine:
         inputs = {site_id: self._site_inputs(payload, tick) for site_id, payload in sorted(sites.items())}
         meta = {id(parsed): m for parsed, m in jobs}
         counts, self.counts = self.counts, {}
-        out = self.dispatcher.run_tick(tick, [parsed for parsed, _ in jobs], inputs, counts,
-                                       site_cost_dicts=not self.site_cost_json, site_cost_json=self.site_cost_json)
+        out = self.dispatcher.run_tick(tick, [parsed for parsed, _ in jobs], inputs, counts)
         self.last_tick = tick
         dead = []
         for parsed, reason in out.dead_letters:
