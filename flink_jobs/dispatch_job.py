@@ -33,6 +33,7 @@ from pyflink.table import StreamTableEnvironment
 from flink_jobs.config import JobConfig, load_config
 from flink_jobs.elements import (
     KEYED_RAW_TYPE,
+    KEYED_SITE_TICK_TYPE,
     OUT_TYPE,
     RAW_TYPE,
     SINGLE_KEY,
@@ -172,7 +173,7 @@ def site_ticks(t_env: StreamTableEnvironment, cfg: JobConfig, jobs: DataStream, 
     site_topics = [t for t in topics.INPUT_TOPICS if t != topics.JOBS]
     sites = raw_rows(t_env, [raw_rows_sql(t, "COALESCE(JSON_VALUE(`v`, '$.site_id'), '')") for t in site_topics])
     keyed = key_by_first_field(sites.union(jobs), RAW_TYPE)
-    j_ticks = keyed._j_data_stream.transform("site-ticker", KEYED_RAW_TYPE.get_java_type_info(),
+    j_ticks = keyed._j_data_stream.transform("site-ticker", KEYED_SITE_TICK_TYPE.get_java_type_info(),
                                              jvm.geodispatch.SiteTicker.Operator(ticker)).uid("site-ticker")
     return DataStream(j_ticks), DataStream(j_ticks.getSideOutput(jvm.geodispatch.InputRecords.DEAD_LETTERS))
 

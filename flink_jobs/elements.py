@@ -18,22 +18,33 @@ from pyflink.datastream.data_stream import KeyedStream
 from pyflink.datastream.state import ValueStateDescriptor
 
 from udfs import topics
-from udfs.records import dead_letter, job_event, json_text
+from udfs.records import JOB_FIELDS, OFFER_FIELDS, SITE_TICK_FIELDS, dead_letter, job_event, json_text
 from udfs.sharding import JobRoute
 from udfs.timeutil import format_ts
 
 # An input record as the SQL hands it over: which topic, where it sat in Kafka, its raw text.
-RAW_FIELDS = ["topic", "k", "v", "kafka_partition", "kafka_offset"]
+RAW_FIELDS = list(JOB_FIELDS)
 RAW_TYPE = Types.ROW_NAMED(RAW_FIELDS, [Types.STRING(), Types.STRING(), Types.STRING(), Types.INT(), Types.LONG()])
 # ... with the key it is partitioned by in front: (key, raw record)
 SINGLE_KEY = "dispatch"  # the dispatch key without region shards
 KEYED_RAW_TYPE = Types.ROW_NAMED(["key", "rec"], [Types.STRING(), RAW_TYPE])
+# A site tick as SiteTicker (Java) emits it: SiteTicker.SITE, the same fields in the same order
+_LONGS, _DOUBLES = Types.BASIC_ARRAY(Types.LONG()), Types.BASIC_ARRAY(Types.DOUBLE())
+SITE_COLUMNS = list(zip(SITE_TICK_FIELDS, [  # a site tick's fields before its offers (udfs.records), and their types
+    Types.STRING(), Types.LONG(), Types.BOOLEAN(), Types.DOUBLE(), Types.LONG(), Types.STRING(), Types.DOUBLE(),
+    Types.DOUBLE(), Types.BOOLEAN(), Types.INT(), Types.LONG(), Types.LONG(), Types.LONG()], strict=True))
+OFFER_COLUMNS = [("offer_from", _LONGS), ("offer_to", _LONGS), ("offer_price", _DOUBLES), ("offer_published", _LONGS)]
+SITE_TYPE = Types.ROW_NAMED([n for n, _ in SITE_COLUMNS + OFFER_COLUMNS], [t for _, t in SITE_COLUMNS + OFFER_COLUMNS])
+# ... and SiteTicker's output: (dispatch key, job record, site tick), one of the last two null
+KEYED_SITE_TICK_TYPE = Types.ROW_NAMED(["key", "rec", "site"], [Types.STRING(), RAW_TYPE, SITE_TYPE])
 # ... and a key's tick as TickAssembler (Java) hands it to the dispatch operator: the tick, how far
-# the dispatcher may run its own ticks after it, and the tick's records as one array per field
-TICK_TYPE = Types.ROW_NAMED(["tick", "up_to", *RAW_FIELDS],
-                            [Types.LONG(), Types.LONG(), Types.BASIC_ARRAY(Types.STRING()),
-                             Types.BASIC_ARRAY(Types.STRING()), Types.BASIC_ARRAY(Types.STRING()),
-                             Types.BASIC_ARRAY(Types.INT()), Types.BASIC_ARRAY(Types.LONG())])
+# the dispatcher may run its own ticks after it, the site ticks as one array per field (their
+# offers flattened, with the index of their site tick), and the job records as one array per field
+TICK_TYPE = Types.ROW_NAMED(
+    ["tick", "up_to", *SITE_TICK_FIELDS, *OFFER_FIELDS, *(f"job_{n}" for n in JOB_FIELDS)],
+    [Types.LONG(), Types.LONG(), *(Types.BASIC_ARRAY(t) for _, t in SITE_COLUMNS), Types.BASIC_ARRAY(Types.INT()),
+     _LONGS, _LONGS, _DOUBLES, _LONGS, Types.BASIC_ARRAY(Types.STRING()), Types.BASIC_ARRAY(Types.STRING()),
+     Types.BASIC_ARRAY(Types.STRING()), Types.BASIC_ARRAY(Types.INT()), _LONGS])
 
 # What the dispatch operator writes: one typed row per key and tick, split into Kafka records in
 # SQL on the JVM (flink_jobs.dispatch_job.attach_sinks). site-costs as columns, one array per field
@@ -76,7 +87,7 @@ def key_by_first_field(stream: DataStream, value_type) -> KeyedStream:
 
 
 def assembled_ticks(stream: DataStream, tick_len_ms: int) -> DataStream:
-    """Rows (key, record) -> rows (key, one tick's records: TICK_TYPE) once the watermark passes
+    """Rows (key, job record, site tick) -> rows (key, one tick's records: TICK_TYPE) once the watermark passes
     the tick, on the JVM (flink_jobs/jvm/geodispatch/TickAssembler.java), keyed by ``key``: the
     keyed Python operator downstream is then called once per key and tick, and Flink's state and
     timers hold the records until then."""
@@ -84,7 +95,8 @@ def assembled_ticks(stream: DataStream, tick_len_ms: int) -> DataStream:
 
     assembler = get_gateway().jvm.geodispatch.TickAssembler(tick_len_ms)
     out_type = Types.ROW_NAMED(["key", "tick"], [Types.STRING(), TICK_TYPE])
-    j_stream = key_by_first_field(stream, RAW_TYPE)._j_data_stream.process(assembler, out_type.get_java_type_info())
+    keyed = key_by_first_field(stream, Types.ROW_NAMED(["rec", "site"], [RAW_TYPE, SITE_TYPE]))
+    j_stream = keyed._j_data_stream.process(assembler, out_type.get_java_type_info())
     return DataStream(j_stream).name("tick-assembler").uid("tick-assembler")
 
 

@@ -16,7 +16,7 @@ from pyflink.datastream.state import ValueStateDescriptor
 from flink_jobs.elements import SINGLE_KEY, dead_letter_text, out_row, subtask_index
 from udfs.catalogue import load_catalogue
 from udfs.optimizer import DispatchConfig
-from udfs.records import json_text
+from udfs.records import assembled_tick, json_text
 from udfs.sharding import shard_catalogue
 from udfs.tick_engine import TickEngine, TickResult
 from udfs.timeutil import format_ts
@@ -84,11 +84,11 @@ class TickOperator(KeyedProcessFunction):
         return engine
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
-        # value: (tick, up_to, topic[], key[], value[], partition[], offset[]) (TickAssembler)
+        # value: one tick of this key (TickAssembler, elements.TICK_TYPE)
         key = ctx.get_current_key() if self.shard_keys else SINGLE_KEY  # a call into the JVM costs
         engine = self._engine(key)
         late_jobs_before = engine.counts.get("late_jobs", 0)
-        results = engine.run(value[0], value[1], zip(*value[2:], strict=True))
+        results = engine.run(*assembled_tick(value))
         # the late job events of this call: those still counted in the engine, and those its ticks reported
         late_jobs = engine.counts.get("late_jobs", 0) - late_jobs_before
         late_jobs += sum(result.output.metrics.get("late_jobs", 0) for result in results)

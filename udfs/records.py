@@ -51,3 +51,27 @@ def json_text(value: dict[str, Any]) -> str:
     site-costs record). A NaN would be written as null: the formulas refuse non-finite inputs, so
     none reaches an output record."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# A tick as flink_jobs/jvm/geodispatch/TickAssembler.java hands it over (flink_jobs.elements.TICK_TYPE
+# names its types): tick, up_to, one array per site-tick field, the site ticks' offers flattened
+# (offer_site: which site tick), one array per job-record field.
+SITE_TICK_FIELDS = ("site_id", "tick", "tick_inputs", "price_per_mwh", "offer_valid_to", "currency", "temp_c",
+                    "rel_humidity", "online", "capacity_slots", "late_events", "duplicates", "dead_letters")
+OFFER_FIELDS = ("offer_site", "offer_from", "offer_to", "offer_price", "offer_published")
+JOB_FIELDS = ("topic", "k", "v", "kafka_partition", "kafka_offset")
+
+
+def assembled_tick(row) -> tuple[int, int, list[dict[str, Any]], list[tuple]]:
+    """TickAssembler's row -> (tick, up_to, the site ticks as dicts of SITE_TICK_FIELDS with their
+    ``offers`` as [valid_from, valid_to, price, published_at], the job records as (topic, key, value,
+    partition, offset))."""
+    n_site, n_offer = len(SITE_TICK_FIELDS), len(OFFER_FIELDS)
+    sites = [dict(zip(SITE_TICK_FIELDS, values, strict=True)) for values in zip(*row[2:2 + n_site], strict=True)]
+    for site in sites:
+        site["offers"] = []
+    offer_site, *offers = row[2 + n_site:2 + n_site + n_offer]
+    for i, offer in zip(offer_site, zip(*offers, strict=True), strict=True):
+        sites[i]["offers"].append(offer)
+    jobs = list(zip(*row[2 + n_site + n_offer:], strict=True))
+    return row[0], row[1], sites, jobs

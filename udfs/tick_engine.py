@@ -19,8 +19,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from udfs import topics
 from udfs.catalogue import Catalogue
 from udfs.dispatcher import Dispatcher, SiteInputs, TickOutput
@@ -66,20 +64,21 @@ class TickEngine:
         self.counts[name] = self.counts.get(name, 0) + n
 
     # ------------------------------------------------------------------ ticks
-    def run(self, tick: int, up_to: int, records: Iterable[tuple]) -> list[TickResult]:
-        """One tick's records as TickAssembler hands them over, (topic, key, value, partition,
-        offset) each; runs, in order, every tick due up to ``up_to`` (>= ``tick``): ``tick`` if a
-        site ticks or a job event joins it, and the last chance of each pending deadline. A record
-        that could not join its own tick (late) joined this one: a late job event is decided now,
-        a late site tick's offers go to the book; both are counted."""
+    def run(self, tick: int, up_to: int, site_ticks: Iterable[dict[str, Any]],
+            job_records: Iterable[tuple]) -> list[TickResult]:
+        """One tick as TickAssembler hands it over (udfs.records.assembled_tick): its site ticks
+        and its job records, (topic, key, value, partition, offset) each; runs, in order, every
+        tick due up to ``up_to`` (>= ``tick``): ``tick`` if a site ticks or a job event joins it,
+        and the last chance of each pending deadline. A record that could not join its own tick
+        (late) joined this one: a late job event is decided now, a late site tick's offers go to
+        the book; both are counted."""
         sites: dict[str, dict[str, Any]] = {}
         jobs: list[tuple[ParsedRecord, Any]] = []
-        for topic, _key, value, partition, offset in records:
-            if topic == topics.SITE_TICK:
-                payload = orjson.loads(value)
-                if self._site_tick(payload):
-                    sites[payload["site_id"]] = payload
-            elif topic == topics.DEAD_JOB:  # dead-lettered on the JVM (JobRecords): counted in the tick's metrics
+        for payload in site_ticks:
+            if self._site_tick(payload):
+                sites[payload["site_id"]] = payload
+        for topic, _key, value, partition, offset in job_records:
+            if topic == topics.DEAD_JOB:  # dead-lettered on the JVM (JobRecords): counted in the tick's metrics
                 self.count("dead_letters")
             else:
                 parsed = job_event(value)

@@ -13,6 +13,4 @@ INPUT_TOPICS = (PRICES, WEATHER, SITE_STATUS, JOBS)
 OUTPUT_TOPICS = (SITE_COSTS, DISPATCH, DEAD_LETTER, PIPELINE_METRICS)
 ALL_TOPICS = INPUT_TOPICS + OUTPUT_TOPICS
 
-# Rows between the job's own operators, in the shape of the raw input rows (flink_jobs/jvm):
-SITE_TICK = "site-tick"  # SiteTicker's row of one site at one tick
-DEAD_JOB = "jobs-dead-letter"  # JobRecords' stand-in for a dead-lettered job record
+DEAD_JOB = "jobs-dead-letter"  # JobRecords' (flink_jobs/jvm) stand-in row for a dead-lettered job record

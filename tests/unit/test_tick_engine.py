@@ -22,6 +22,7 @@ from udfs.catalogue import load_catalogue
 from udfs.dispatcher import SiteInputs
 from udfs.offers import Offer, OfferBook
 from udfs.optimizer import DispatchConfig
+from udfs.records import assembled_tick
 from udfs.tick_engine import STATE_VERSION, TickEngine
 from udfs.timeutil import tick_at_or_after
 
@@ -64,10 +65,6 @@ def book_of(*offers: tuple[int, float], known_at: int | None = None) -> OfferBoo
                                  for start, price in offers])
 
 
-def site_tick_record(payload: dict) -> tuple:
-    return (topics.SITE_TICK, payload["site_id"], json.dumps(payload), None, payload.get("tick"))
-
-
 def job_record(parsed, offset: int = 0) -> tuple:
     """A job event as JobRecords (Java) hands it on: its envelope as JSON text."""
     return (topics.JOBS, parsed.key, json.dumps({"job": parsed.record, "raw": parsed.raw}), 0, offset)
@@ -79,19 +76,21 @@ def run_engine(sites_file: str, seed: int | None = None, restore_at: int | None 
     ``restore_at`` the engine is rebuilt from its pickled state there."""
     rng = random.Random(seed)
     inputs_by_tick, job_events = reference_inputs(events(), TICK, sites_file)
-    records: dict[int, list[tuple]] = defaultdict(list)
+    sites_at: dict[int, list[dict]] = defaultdict(list)
+    jobs_at: dict[int, list[tuple]] = defaultdict(list)
     for tick, sites in inputs_by_tick.items():
-        records[tick] += [site_tick_record(site_tick(inp)) for inp in sites.values()]
+        sites_at[tick] += [site_tick(inp) for inp in sites.values()]
     for n, parsed in enumerate(job_events):
-        records[tick_at_or_after(parsed.event_ms, TICK)].append(job_record(parsed, n))
+        jobs_at[tick_at_or_after(parsed.event_ms, TICK)].append(job_record(parsed, n))
     engine = engine_for(sites_file)
     out: dict[str, list[dict]] = {topics.SITE_COSTS: [], topics.DISPATCH: [], topics.PIPELINE_METRICS: []}
-    ticks = sorted(records)
+    ticks = sorted({*sites_at, *jobs_at})
     for i, tick in enumerate(ticks):
         if seed is not None:
-            rng.shuffle(records[tick])
+            rng.shuffle(sites_at[tick])
+            rng.shuffle(jobs_at[tick])
         up_to = ticks[i + 1] - TICK if i + 1 < len(ticks) else tick + 48 * TICK
-        for result in engine.run(tick, up_to, records[tick]):
+        for result in engine.run(tick, up_to, sites_at[tick], jobs_at[tick]):
             out[topics.SITE_COSTS] += result.output.site_costs
             out[topics.DISPATCH] += result.output.decisions
             out[topics.PIPELINE_METRICS].append(result.output.metrics)
@@ -136,8 +135,8 @@ def test_counters_ride_to_the_next_tick_and_a_counters_row_makes_no_tick(sites_f
     inp = SiteInputs("ams", t0, 50.0, t0 + 3_600_000, "EUR", 20.0, 50.0, True, None, book_of((t0, 50.0)))
     counters = {"site_id": "ams", "tick": t0 - TICK, "tick_inputs": False, "late_events": 2, "duplicates": 1,
                 "dead_letters": 4}
-    assert engine.run(t0 - TICK, t0 - TICK, [site_tick_record(counters)]) == []  # counters alone run no tick
-    (result,) = engine.run(t0, t0 + TICK, [site_tick_record(site_tick(inp, duplicates=1))])
+    assert engine.run(t0 - TICK, t0 - TICK, [counters], []) == []  # counters alone run no tick
+    (result,) = engine.run(t0, t0 + TICK, [site_tick(inp, duplicates=1)], [])
     metrics = result.output.metrics
     assert (metrics["late_events"], metrics["duplicates"], metrics["dead_letters"]) == (2, 2, 4)
     (cost,) = result.output.site_costs
@@ -146,7 +145,7 @@ def test_counters_ride_to_the_next_tick_and_a_counters_row_makes_no_tick(sites_f
     # topics were idle): its offers reach the book, the tick is counted late, nothing fails
     later = SiteInputs("ams", t0, 50.0, t0 + 3_600_000, "EUR", 20.0, 50.0, True, None,
                        book_of((t0 + 3_600_000, 60.0), known_at=t0))
-    assert engine.run(t0 + 2 * TICK, t0 + 2 * TICK, [site_tick_record(site_tick(later))]) == []
+    assert engine.run(t0 + 2 * TICK, t0 + 2 * TICK, [site_tick(later)], []) == []
     assert engine.counts == {"late_site_ticks": 1}
     assert [o.valid_from_ms for o in engine.books["ams"]] == [t0, t0 + 3_600_000]
 
@@ -159,15 +158,14 @@ def test_a_late_job_event_is_decided_at_the_tick_it_joined_and_counted(sites_fil
            "priority": 0, "deadline_ms": None, "sites": ["ams"]}
     # TickAssembler put it in the next tick: its own (t0 - 5 min) was behind the watermark
     late = (topics.JOBS, "late", json.dumps({"job": job, "raw": "{}"}), 0, 7)
-    (result,) = engine.run(t0 + TICK, t0 + TICK, [late, site_tick_record(site_tick(inp))])
+    (result,) = engine.run(t0 + TICK, t0 + TICK, [site_tick(inp)], [late])
     assert result.output.metrics["late_jobs"] == 1
     (decision,) = result.output.decisions
     assert decision["job_id"] == "late" and decision["status"] == "dispatched" and decision["site_id"] == "ams"
     # a dead-lettered job record's stand-in counts in the next tick's dead letters
     inp2 = SiteInputs("ams", t0 + 2 * TICK, 50.0, t0 + 3_600_000, "EUR", 20.0, 50.0, True, None,
                       book_of((t0, 50.0)))
-    (result,) = engine.run(t0 + 2 * TICK, t0 + 2 * TICK, [(topics.DEAD_JOB, "x", None, 0, 8),
-                                                          site_tick_record(site_tick(inp2))])
+    (result,) = engine.run(t0 + 2 * TICK, t0 + 2 * TICK, [site_tick(inp2)], [(topics.DEAD_JOB, "x", None, 0, 8)])
     assert result.output.metrics["dead_letters"] == 1
 
 
@@ -180,9 +178,9 @@ def test_a_deadline_tick_runs_between_the_assembled_ticks_up_to_where_it_may(sit
     # the site is offline: the job waits, and its last chance (t0 + 15 min) is a tick of the
     # dispatcher's own, run once the assembler lets it run that far and not before
     record = (topics.JOBS, "soon", json.dumps({"job": job, "raw": "{}"}), 0, 1)
-    assert [r.tick_ms for r in engine.run(t0, t0 + TICK, [record, site_tick_record(site_tick(inp))])] == [t0]
-    assert engine.run(t0 + 2 * TICK, t0 + 2 * TICK, []) == []
-    (result,) = engine.run(t0 + 3 * TICK, t0 + 10 * TICK, [])
+    assert [r.tick_ms for r in engine.run(t0, t0 + TICK, [site_tick(inp)], [record])] == [t0]
+    assert engine.run(t0 + 2 * TICK, t0 + 2 * TICK, [], []) == []
+    (result,) = engine.run(t0 + 3 * TICK, t0 + 10 * TICK, [], [])
     assert result.tick_ms == t0 + 3 * TICK
     assert [d["status"] for d in result.output.decisions] == ["missed-deadline"]
 
@@ -193,7 +191,7 @@ def test_the_offer_book_keeps_what_the_site_ticks_sent_a_day_back(sites_file):
     for h in range(30):  # one new hourly offer per hour, each sent once
         t = t0 + h * hour
         inp = SiteInputs("ams", t, 40.0 + h, t + hour, "EUR", 20.0, 50.0, True, None, book_of((t, 40.0 + h)))
-        engine.run(t, t, [site_tick_record(site_tick(inp))])
+        engine.run(t, t, [site_tick(inp)], [])
     book = engine.books["ams"]
     last = t0 + 29 * hour
     # kept: the newest offer starting at or before last - 25 h, and everything after it
@@ -229,3 +227,22 @@ def test_a_day_ahead_offer_published_the_day_before_moves_no_watermark_and_is_us
     assert decision["status"] == "dispatched" and decision["start_at"] == format_ts(day1 + 27 * hour)
     assert decision["expected_cost_forecast"] == 0.0  # every hour of the run was known
     assert decision["expected_cost"] < decision["greedy_cost"] / 5  # 5 instead of 50 EUR/MWh
+
+
+def test_an_assembled_tick_row_reads_as_site_ticks_and_job_records():
+    # TickAssembler's row (flink_jobs.elements.TICK_TYPE): tick, up_to, 13 site columns, 5 offer
+    # columns (the first site has two offers, the second one), 5 job columns
+    t0 = scenario.DAY_START
+    sites = [["ams", "trn"], [t0, t0], [True, False], [50.0, None], [t0 + 3_600_000, None], ["EUR", ""],
+             [20.0, None], [60.0, None], [True, True], [None, 12], [0, 1], [2, 0], [0, 3]]
+    offers = [[0, 0, 1], [t0, t0 + 3_600_000, t0], [None, None, t0 + 900_000], [50.0, 55.0, 70.0],
+              [None, t0 - 3_600_000, None]]
+    jobs = [["jobs"], ["j1"], ['{"job": {}, "raw": ""}'], [0], [9]]
+    tick, up_to, site_ticks, job_records = assembled_tick([t0, t0 + TICK, *sites, *offers, *jobs])
+    assert (tick, up_to) == (t0, t0 + TICK)
+    assert [s["site_id"] for s in site_ticks] == ["ams", "trn"]
+    assert site_ticks[0]["offers"] == [(t0, None, 50.0, None), (t0 + 3_600_000, None, 55.0, t0 - 3_600_000)]
+    assert site_ticks[1]["offers"] == [(t0, t0 + 900_000, 70.0, None)]
+    assert (site_ticks[1]["capacity_slots"], site_ticks[1]["late_events"], site_ticks[1]["dead_letters"]) == (12, 1, 3)
+    assert site_ticks[0]["price_per_mwh"] == 50.0 and site_ticks[1]["tick_inputs"] is False
+    assert job_records == [("jobs", "j1", '{"job": {}, "raw": ""}', 0, 9)]

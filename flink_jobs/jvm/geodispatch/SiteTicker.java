@@ -14,14 +14,13 @@ import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.common.typeinfo.BasicArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.runtime.state.StateInitializationContext;
 import org.apache.flink.runtime.state.StateSnapshotContext;
-import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.ArrayNode;
-import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.ObjectNode;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
 import org.apache.flink.streaming.api.watermark.Watermark;
@@ -56,16 +55,25 @@ import org.apache.flink.util.OutputTag;
  * operator's watermark behind, when every split of a source goes idle at once, while the jobs
  * moved the dispatcher's on: it would run ticks without the sites.)
  *
- * <p>A row is JSON text, (dispatch key, ("site-tick", site_id, json, null, tick)): the shape of the
- * job's raw input rows, so it travels with the job events to the dispatcher. A row with
- * {@code "tick_inputs": false} carries only counters (late, duplicate or bad records that arrived
- * while the site was not ticking), at the next tick boundary after the watermark.
+ * <p>Out: rows (dispatch key, job record, site tick), one of the last two null: a job row as it
+ * came, or a site tick, typed ({@link #SITE}: no JSON between the job's own operators), on its way
+ * to the dispatcher's {@link TickAssembler}. A site tick with {@code tick_inputs} false carries only
+ * counters (late, duplicate or bad records that arrived while the site was not ticking), at the
+ * next tick boundary after the watermark.
  */
 public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
 
     private static final long serialVersionUID = 1L;
 
-    public static final String SITE_TICK = "site-tick";
+    /** A site tick's fields: what the site looked like at the tick, and the offers changed since its last. */
+    public static final String[] SITE_FIELDS = {"site_id", "tick", "tick_inputs", "price_per_mwh", "offer_valid_to",
+        "currency", "temp_c", "rel_humidity", "online", "capacity_slots", "late_events", "duplicates", "dead_letters",
+        "offer_from", "offer_to", "offer_price", "offer_published"};
+    public static final TypeInformation<Row> SITE = Types.ROW_NAMED(SITE_FIELDS, Types.STRING, Types.LONG,
+            Types.BOOLEAN, Types.DOUBLE, Types.LONG, Types.STRING, Types.DOUBLE, Types.DOUBLE, Types.BOOLEAN, Types.INT,
+            Types.LONG, Types.LONG, Types.LONG, BasicArrayTypeInfo.LONG_ARRAY_TYPE_INFO,
+            BasicArrayTypeInfo.LONG_ARRAY_TYPE_INFO, BasicArrayTypeInfo.DOUBLE_ARRAY_TYPE_INFO,
+            BasicArrayTypeInfo.LONG_ARRAY_TYPE_INFO);
     /** Dead letters: (key, dead-letter JSON) for the dead-letter topic. */
     public static final OutputTag<Row> DEAD_LETTERS = InputRecords.DEAD_LETTERS;
     /** The version of {@link SiteState}: a savepoint of another version fails with one line. */
@@ -124,7 +132,7 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
         String topic = (String) rec.getField(0);
         if (InputRecords.JOBS.equals(topic) || JobRecords.DEAD_JOB.equals(topic)) {
             // checked by JobRecords and keyed by their dispatcher already: on at once, untouched
-            out.collect(keyed);
+            out.collect(Row.of(keyed.getField(0), rec, null));
             return;
         }
         String raw = (String) rec.getField(2);
@@ -143,8 +151,7 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
             } else { // no state for a site outside the catalogue: its count goes to the default dispatcher now
                 SiteState one = new SiteState();
                 one.deadLetters = 1;
-                out.collect(Row.of(defaultDispatchKey, Row.of(SITE_TICK, site, countsOnly(site, null, one).toString(),
-                        null, null)));
+                out.collect(Row.of(defaultDispatchKey, null, countsOnly(site, null, one)));
             }
             return;
         }
@@ -235,7 +242,7 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
         boolean ticks = s.pending.containsKey(tick) || (s.chainTick != null && s.chainTick == tick);
         if (!ticks) {
             if (s.late + s.duplicates + s.deadLetters > 0) {
-                out.collect(row(site, tick, countsOnly(site, tick, s)));
+                out.collect(row(site, countsOnly(site, tick, s)));
             }
             state.update(s);
             return;
@@ -247,14 +254,14 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
             }
         }
         due.clear();
-        ObjectNode json = inputsAt(site, tick, s);
+        Row inputs = inputsAt(site, tick, s);
         prune(site, tick, s);
         Offer current = inForce(site, s, tick);
         s.chainTick = current != null ? tick + tickMs : null;
         if (s.chainTick != null) {
             ctx.timerService().registerEventTimeTimer(s.chainTick);
         }
-        out.collect(row(site, tick, json));
+        out.collect(row(site, inputs));
         state.update(s);
     }
 
@@ -290,60 +297,70 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
         }
     }
 
-    private ObjectNode inputsAt(String site, long tick, SiteState s) {
-        ObjectNode json = InputRecords.JSON.createObjectNode();
-        json.put("site_id", site).put("tick", tick).put("tick_inputs", true);
+    private Row inputsAt(String site, long tick, SiteState s) {
+        Row row = new Row(SITE_FIELDS.length);
+        row.setField(0, site);
+        row.setField(1, tick);
+        row.setField(2, true);
         Offer offer = inForce(site, s, tick);
         if (offer != null) {
             Map.Entry<Long, Offer> e = s.offers.floorEntry(tick);
-            json.put("price_per_mwh", offer.price).put("offer_valid_to", offerEnd(site, e.getKey(), offer.validToMs))
-                    .put("currency", offer.currency);
+            row.setField(3, offer.price);
+            row.setField(4, offerEnd(site, e.getKey(), offer.validToMs));
+            row.setField(5, offer.currency);
         } else {
-            json.putNull("price_per_mwh").putNull("offer_valid_to").put("currency", "");
+            row.setField(5, "");
         }
         Map.Entry<Long, double[]> w = s.weather.floorEntry(tick);
         if (w != null && tick - w.getKey() <= maxWeatherAgeMs) {
-            json.put("temp_c", w.getValue()[0]).put("rel_humidity", w.getValue()[1]);
-        } else {
-            json.putNull("temp_c").putNull("rel_humidity");
+            row.setField(6, w.getValue()[0]);
+            row.setField(7, w.getValue()[1]);
         }
         Map.Entry<Long, double[]> st = s.status.floorEntry(tick);
-        json.put("online", st == null || st.getValue()[0] == 1);
-        if (st == null || st.getValue()[1] < 0) {
-            json.putNull("capacity_slots");
-        } else {
-            json.put("capacity_slots", (int) st.getValue()[1]);
+        row.setField(8, st == null || st.getValue()[0] == 1);
+        if (st != null && st.getValue()[1] >= 0) {
+            row.setField(9, (int) st.getValue()[1]);
         }
-        ArrayNode offers = json.putArray("offers"); // [valid_from, valid_to|null, price, published_at|null]
-        for (Long from : s.changedOffers) {
-            Offer o = s.offers.get(from);
-            if (o == null) {
-                continue;
+        List<Long> from = new ArrayList<>(), to = new ArrayList<>(), published = new ArrayList<>();
+        List<Double> price = new ArrayList<>();
+        for (Long f : s.changedOffers) {
+            Offer o = s.offers.get(f);
+            if (o != null) {
+                from.add(f);
+                to.add(o.validToMs);
+                price.add(o.price);
+                published.add(o.publishedMs);
             }
-            ArrayNode a = offers.addArray().add(from);
-            if (o.validToMs == null) a.addNull(); else a.add(o.validToMs);
-            a.add(o.price);
-            if (o.publishedMs == null) a.addNull(); else a.add(o.publishedMs);
         }
         s.changedOffers.clear();
-        counters(json, s);
-        return json;
+        row.setField(13, from.toArray(new Long[0]));
+        row.setField(14, to.toArray(new Long[0]));
+        row.setField(15, price.toArray(new Double[0]));
+        row.setField(16, published.toArray(new Long[0]));
+        counters(row, s);
+        return row;
     }
 
     /** A row of counters only; {@code tick} null for a site outside the catalogue (it has no ticks). */
-    private static ObjectNode countsOnly(String site, Long tick, SiteState s) {
-        ObjectNode json = InputRecords.JSON.createObjectNode();
-        json.put("site_id", site);
-        if (tick != null) {
-            json.put("tick", tick);
-        }
-        json.put("tick_inputs", false);
-        counters(json, s);
-        return json;
+    private static Row countsOnly(String site, Long tick, SiteState s) {
+        Row row = new Row(SITE_FIELDS.length);
+        row.setField(0, site);
+        row.setField(1, tick);
+        row.setField(2, false);
+        row.setField(5, "");
+        row.setField(8, true);
+        row.setField(13, new Long[0]);
+        row.setField(14, new Long[0]);
+        row.setField(15, new Double[0]);
+        row.setField(16, new Long[0]);
+        counters(row, s);
+        return row;
     }
 
-    private static void counters(ObjectNode json, SiteState s) {
-        json.put("late_events", s.late).put("duplicates", s.duplicates).put("dead_letters", s.deadLetters);
+    private static void counters(Row row, SiteState s) {
+        row.setField(10, s.late);
+        row.setField(11, s.duplicates);
+        row.setField(12, s.deadLetters);
         s.late = s.duplicates = s.deadLetters = 0;
     }
 
@@ -396,9 +413,8 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
         return s;
     }
 
-    private Row row(String site, long tick, ObjectNode json) {
-        String key = dispatchKey.getOrDefault(site, defaultDispatchKey);
-        return Row.of(key, Row.of(SITE_TICK, site, json.toString(), null, tick));
+    private Row row(String site, Row inputs) {
+        return Row.of(dispatchKey.getOrDefault(site, defaultDispatchKey), null, inputs);
     }
 
     /**

@@ -16,10 +16,10 @@ import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
 
 /**
- * Each dispatch key's ticks, assembled on the JVM: rows (key, record) in, keyed by the dispatch
- * key (SiteTicker's site ticks and counters, the job records), and one row per key and tick out,
- * once the watermark has passed the tick: (key, (tick, up_to, the tick's records as one array per
- * field)). The Python dispatch operator is then called once per key and tick and keeps no timers,
+ * Each dispatch key's ticks, assembled on the JVM: rows (key, job record, site tick) in (one of the
+ * last two null), keyed by the dispatch key (SiteTicker's site ticks and counters, the job records),
+ * and one row per key and tick out, once the watermark has passed the tick: (key, (tick, up_to, the
+ * tick's site ticks and job records as one array per field, see batch())). The Python dispatch operator is then called once per key and tick and keeps no timers,
  * inboxes or heaps of its own; the records wait here, in Flink state, with an event-time timer at
  * their tick.
  *
@@ -37,8 +37,8 @@ import org.apache.flink.util.Collector;
  * at the tick after its last {@code up_to}, so those ticks run as event time passes them even when
  * nothing arrives (one row per tick boundary the watermark crosses, not one per tick of a jump).
  *
- * <p>A batch is one array per record field (field i of record j at [i][j]), not an array of rows:
- * PyFlink's conversion of an array of rows into Python gives every element the last row's fields.
+ * <p>A batch is one array per field (field i of record j at [i][j]), not an array of rows: PyFlink's
+ * conversion of an array of rows into Python gives every element the last row's fields.
  */
 public class TickAssembler extends KeyedProcessFunction<Row, Row, Row> {
 
@@ -47,6 +47,12 @@ public class TickAssembler extends KeyedProcessFunction<Row, Row, Row> {
     /** The fields of a record (topic, k, v, partition, offset), as the job's raw rows have them. */
     public static final TypeInformation<Row> RECORD =
             Types.ROW(Types.STRING, Types.STRING, Types.STRING, Types.INT, Types.LONG);
+    /** What waits for a tick: (job record, site tick), one of them null. */
+    static final TypeInformation<Row> WAITING = Types.ROW(RECORD, SiteTicker.SITE);
+    /** The element class of each site column: SiteTicker.SITE's fields before its offer arrays. */
+    static final Class<?>[] SITE_COLUMNS = {String.class, Long.class, Boolean.class, Double.class, Long.class,
+        String.class, Double.class, Double.class, Boolean.class, Integer.class, Long.class, Long.class, Long.class};
+    static final int OFFERS = SITE_COLUMNS.length; // SiteTicker.SITE's offer arrays start here
 
     private final long tickMs;
     private transient MapState<Long, List<Row>> waiting; // tick -> the records that join it
@@ -62,19 +68,19 @@ public class TickAssembler extends KeyedProcessFunction<Row, Row, Row> {
     @Override
     public void open(OpenContext openContext) {
         waiting = getRuntimeContext().getMapState(
-                new MapStateDescriptor<>("waiting", Types.LONG, Types.LIST(RECORD)));
+                new MapStateDescriptor<>("waiting", Types.LONG, Types.LIST(WAITING)));
         upTo = getRuntimeContext().getState(new ValueStateDescriptor<>("up-to", Types.LONG));
     }
 
     @Override
     public void processElement(Row keyed, Context ctx, Collector<Row> out) throws Exception {
         // pipeline.object-reuse is on: the input row may be reused, so keep a copy (fields are immutable)
-        Row rec = Row.copy((Row) keyed.getField(1));
-        String topic = (String) rec.getField(0);
+        Row rec = (Row) keyed.getField(1), site = (Row) keyed.getField(2);
+        Row waits = Row.of(rec == null ? null : Row.copy(rec), site == null ? null : Row.copy(site));
         Long own = null; // the tick the record belongs to, if it has one
-        if (SiteTicker.SITE_TICK.equals(topic)) {
-            own = (Long) rec.getField(4);
-        } else if (InputRecords.JOBS.equals(topic)) {
+        if (site != null) {
+            own = (Long) site.getField(1);
+        } else if (InputRecords.JOBS.equals(rec.getField(0))) {
             own = tickAtOrAfter(submittedMs((String) rec.getField(2)));
         }
         long watermark = ctx.timerService().currentWatermark();
@@ -92,7 +98,7 @@ public class TickAssembler extends KeyedProcessFunction<Row, Row, Row> {
         if (records == null) {
             records = new ArrayList<>();
         }
-        records.add(rec);
+        records.add(waits);
         waiting.put(tick, records);
         ctx.timerService().registerEventTimeTimer(tick);
     }
@@ -117,21 +123,68 @@ public class TickAssembler extends KeyedProcessFunction<Row, Row, Row> {
         }
     }
 
-    /** (tick, up_to, topic[], k[], v[], partition[], offset[]): the records as one array per field. */
-    private static Row batch(long tick, long until, List<Row> records) {
-        int n = records == null ? 0 : records.size();
+    /**
+     * (tick, up_to, the site ticks' columns (SiteTicker.SITE's fields before its offers, one array
+     * each), their offers flattened (offer_site: the index of the site tick; offer_from, offer_to,
+     * offer_price, offer_published), the job records' columns (topic, k, v, partition, offset)).
+     */
+    private static Row batch(long tick, long until, List<Row> waiting) {
+        List<Row> sites = new ArrayList<>(), jobs = new ArrayList<>();
+        for (Row w : waiting == null ? List.<Row>of() : waiting) {
+            if (w.getField(1) != null) {
+                sites.add((Row) w.getField(1));
+            } else {
+                jobs.add((Row) w.getField(0));
+            }
+        }
+        Row out = new Row(2 + OFFERS + 5 + 5);
+        out.setField(0, tick);
+        out.setField(1, until);
+        for (int f = 0; f < OFFERS; f++) {
+            Object[] column = (Object[]) java.lang.reflect.Array.newInstance(SITE_COLUMNS[f], sites.size());
+            for (int i = 0; i < column.length; i++) {
+                column[i] = sites.get(i).getField(f);
+            }
+            out.setField(2 + f, column);
+        }
+        List<Integer> offerSite = new ArrayList<>();
+        List<Long> from = new ArrayList<>(), to = new ArrayList<>(), published = new ArrayList<>();
+        List<Double> price = new ArrayList<>();
+        for (int i = 0; i < sites.size(); i++) {
+            Row site = sites.get(i);
+            Long[] f = (Long[]) site.getField(OFFERS);
+            for (int j = 0; j < f.length; j++) {
+                offerSite.add(i);
+                from.add(f[j]);
+                to.add(((Long[]) site.getField(OFFERS + 1))[j]);
+                price.add(((Double[]) site.getField(OFFERS + 2))[j]);
+                published.add(((Long[]) site.getField(OFFERS + 3))[j]);
+            }
+        }
+        int at = 2 + OFFERS;
+        out.setField(at, offerSite.toArray(new Integer[0]));
+        out.setField(at + 1, from.toArray(new Long[0]));
+        out.setField(at + 2, to.toArray(new Long[0]));
+        out.setField(at + 3, price.toArray(new Double[0]));
+        out.setField(at + 4, published.toArray(new Long[0]));
+        int n = jobs.size();
         String[] topic = new String[n], k = new String[n], v = new String[n];
         Integer[] partition = new Integer[n];
         Long[] offset = new Long[n];
         for (int j = 0; j < n; j++) {
-            Row r = records.get(j);
+            Row r = jobs.get(j);
             topic[j] = (String) r.getField(0);
             k[j] = (String) r.getField(1);
             v[j] = (String) r.getField(2);
             partition[j] = (Integer) r.getField(3);
             offset[j] = (Long) r.getField(4);
         }
-        return Row.of(tick, until, topic, k, v, partition, offset);
+        out.setField(at + 5, topic);
+        out.setField(at + 6, k);
+        out.setField(at + 7, v);
+        out.setField(at + 8, partition);
+        out.setField(at + 9, offset);
+        return out;
     }
 
     /** A job record's event time, from the envelope JobRecords wrote ({"job": {..., "submitted_at_ms"}}). */

@@ -45,39 +45,66 @@ public final class TickAssemblerTest {
         return h;
     }
 
-    static void siteTick(KeyedOneInputStreamOperatorTestHarness<Row, Row, Row> h, String key, String site, long tick)
+    /** A site tick at {@code tick} (null: counters of a site outside the catalogue) with one offer. */
+    static void siteTick(KeyedOneInputStreamOperatorTestHarness<Row, Row, Row> h, String key, String site, Long tick)
             throws Exception {
-        h.processElement(new StreamRecord<>(Row.of(key, Row.of(SiteTicker.SITE_TICK, site, "{\"site_id\":\"" + site
-                + "\"}", null, tick))));
+        Row row = new Row(SiteTicker.SITE_FIELDS.length);
+        row.setField(0, site);
+        row.setField(1, tick);
+        row.setField(2, tick != null);
+        row.setField(13, new Long[] {T0});
+        row.setField(14, new Long[] {null});
+        row.setField(15, new Double[] {40.0});
+        row.setField(16, new Long[] {null});
+        h.processElement(new StreamRecord<>(Row.of(key, null, row)));
     }
 
     static void job(KeyedOneInputStreamOperatorTestHarness<Row, Row, Row> h, String key, String id, long submitted,
                     long offset) throws Exception {
         String envelope = "{\"job\":{\"job_id\":\"" + id + "\",\"submitted_at_ms\":" + submitted + "},\"raw\":\"{}\"}";
-        h.processElement(new StreamRecord<>(Row.of(key, Row.of(InputRecords.JOBS, id, envelope, 0, offset)),
+        h.processElement(new StreamRecord<>(Row.of(key, Row.of(InputRecords.JOBS, id, envelope, 0, offset), null),
                 submitted));
     }
 
-    /** The rows out since the last call, each as "key tick..up_to [k@offset, ...]". */
+    /**
+     * The rows out since the last call, each as "key tick..up_to [site@tick, ...] [job@offset, ...]"
+     * (a site's offers are checked to come with it).
+     */
     static List<String> out(KeyedOneInputStreamOperatorTestHarness<Row, Row, Row> h) {
         List<String> rows = new ArrayList<>();
+        int offers = 2 + TickAssembler.OFFERS, jobs = offers + 5;
         for (Object o : h.getOutput()) {
             if (o instanceof StreamRecord) {
                 Row row = (Row) ((StreamRecord<?>) o).getValue();
                 Row t = (Row) row.getField(1);
-                String[] k = (String[]) t.getField(3);
-                Long[] offset = (Long[]) t.getField(6);
+                String[] site = (String[]) t.getField(2);
+                Long[] siteTick = (Long[]) t.getField(3);
+                List<String> sites = new ArrayList<>();
+                for (int i = 0; i < site.length; i++) {
+                    sites.add(site[i] + "@" + (siteTick[i] == null ? "null" : String.valueOf(min(siteTick[i]))));
+                }
+                eq(Arrays.asList(range(site.length)), Arrays.asList((Integer[]) t.getField(offers)), "one offer per site");
+                String[] k = (String[]) t.getField(jobs + 1);
+                Long[] offset = (Long[]) t.getField(jobs + 4);
                 List<String> recs = new ArrayList<>();
                 for (int j = 0; j < k.length; j++) {
                     recs.add(k[j] + "@" + offset[j]);
                 }
-                eq(k.length, ((String[]) t.getField(2)).length, "columns of one length");
+                eq(k.length, ((String[]) t.getField(jobs)).length, "columns of one length");
                 rows.add(row.getField(0) + " " + min((Long) t.getField(0)) + ".." + min((Long) t.getField(1)) + " "
-                        + recs);
+                        + sites + " " + recs);
             }
         }
         h.getOutput().clear();
         return rows;
+    }
+
+    static Integer[] range(int n) {
+        Integer[] r = new Integer[n];
+        for (int i = 0; i < n; i++) {
+            r[i] = i;
+        }
+        return r;
     }
 
     /** Minutes after T0, to keep the expected values readable. */
@@ -101,11 +128,11 @@ public final class TickAssemblerTest {
         h.processWatermark(T0 + 2 * MIN);
         // each key's 10:00 tick; up to 10:00 (the 10:05 tick is still waiting for the dispatch key,
         // and the watermark has not reached 10:05 for shard-1)
-        eq(List.of("dispatch 0..0 [ams@" + T0 + ", a@1]", "shard-1 0..0 [chi@" + T0 + "]"), sorted(out(h)),
+        eq(List.of("dispatch 0..0 [ams@0] [a@1]", "shard-1 0..0 [chi@0] []"), sorted(out(h)),
                 "the 10:00 ticks");
         h.processWatermark(T0 + TICK);
         // dispatch's 10:05 tick in arrival order; shard-1's heartbeat at 10:05 (nothing waiting)
-        eq(List.of("dispatch 5..5 [b@2, ams@" + (T0 + TICK) + "]", "shard-1 5..5 []"), sorted(out(h)), "10:05");
+        eq(List.of("dispatch 5..5 [ams@5] [b@2]", "shard-1 5..5 [] []"), sorted(out(h)), "10:05");
         h.close();
     }
 
@@ -113,14 +140,13 @@ public final class TickAssemblerTest {
         var h = harness(null);
         siteTick(h, "dispatch", "ams", T0);
         h.processWatermark(T0 + 7 * MIN); // 10:00 out, up to 10:05 (the watermark's tick boundary)
-        eq(List.of("dispatch 0..5 [ams@" + T0 + "]"), out(h), "10:00, up to 10:05");
+        eq(List.of("dispatch 0..5 [ams@0] []"), out(h), "10:00, up to 10:05");
         job(h, "dispatch", "late", T0 + 4 * MIN, 3); // its tick 10:05 has been let run: joins 10:10
         job(h, "dispatch", "on-time", T0 + 9 * MIN, 4); // 10:10, its own
-        h.processElement(new StreamRecord<>(Row.of("dispatch", Row.of(SiteTicker.SITE_TICK, "zzz",
-                "{\"site_id\":\"zzz\",\"tick_inputs\":false}", null, null)))); // a site outside the catalogue
-        h.processElement(new StreamRecord<>(Row.of("dispatch", Row.of(JobRecords.DEAD_JOB, "bad", null, 0, 5L))));
+        siteTick(h, "dispatch", "zzz", null); // counters of a site outside the catalogue
+        h.processElement(new StreamRecord<>(Row.of("dispatch", Row.of(JobRecords.DEAD_JOB, "bad", null, 0, 5L), null)));
         h.processWatermark(T0 + 10 * MIN);
-        eq(List.of("dispatch 10..10 [late@3, on-time@4, zzz@null, bad@5]"), out(h), "all at 10:10");
+        eq(List.of("dispatch 10..10 [zzz@null] [late@3, on-time@4, bad@5]"), out(h), "all at 10:10");
         h.close();
     }
 
@@ -131,11 +157,11 @@ public final class TickAssemblerTest {
         h.processWatermark(T0 + 60 * MIN);
         // 10:00 may run up to 10:25, not into 10:30, which has a record waiting; then 10:30 up to
         // 11:00, the watermark
-        eq(List.of("dispatch 0..25 [ams@" + T0 + "]", "dispatch 30..60 [later@1]"), out(h), "a jump of an hour");
+        eq(List.of("dispatch 0..25 [ams@0] []", "dispatch 30..60 [] [later@1]"), out(h), "a jump of an hour");
         h.processWatermark(T0 + 61 * MIN);
         eq(List.of(), out(h), "no boundary crossed, no row");
         h.processWatermark(T0 + 80 * MIN);
-        eq(List.of("dispatch 65..80 []"), out(h), "one heartbeat per watermark that crosses a boundary");
+        eq(List.of("dispatch 65..80 [] []"), out(h), "one heartbeat per watermark that crosses a boundary");
         h.close();
     }
 
@@ -158,7 +184,7 @@ public final class TickAssemblerTest {
             rows.addAll(out(h));
             h.close();
         }
-        eq(List.of("dispatch 0..0 [ams@" + T0 + "]", "dispatch 5..10 [y@2]", "dispatch 15..20 [x@1]"), straight,
+        eq(List.of("dispatch 0..0 [ams@0] []", "dispatch 5..10 [] [y@2]", "dispatch 15..20 [] [x@1]"), straight,
                 "straight through");
         eq(straight, restored, "rows after a restore");
     }
