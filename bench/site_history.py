@@ -13,11 +13,11 @@ import bisect
 import json
 from typing import Any
 
+from bench.offer_rules import Offer, OfferBook
 from udfs import topics
 from udfs.catalogue import Catalogue
 from udfs.cooling import DEFAULT_REL_HUMIDITY, MAX_WEATHER_AGE_MS
 from udfs.dispatcher import SiteInputs
-from udfs.offers import Offer, OfferBook
 from udfs.records import ParsedRecord
 from udfs.timeutil import parse_ts_ms
 

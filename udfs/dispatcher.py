@@ -40,7 +40,7 @@ from udfs.forecast import HISTORY_MS, price_curve
 from udfs.headroom import UrgentDemand, start_cap
 from udfs.ledger import Ledger
 from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, is_urgent, objective_of, plan_problem
-from udfs.offers import OfferBook
+from udfs.offers import KnownOffers
 from udfs.optimizer import (
     DispatchConfig,
     DispatchResult,
@@ -71,8 +71,9 @@ class SiteInputs:
     rel_humidity: float | None
     online: bool
     capacity_slots: int | None  # from site-status; None: the catalogue's value
-    # the site's offers (udfs.offers); only a plan needs the ones known at the tick (known_offers)
-    book: OfferBook | None = None
+    # the site's offers (udfs.offers; the batch reference's bench.offer_rules.OfferBook answers the
+    # same known()); only a plan needs the ones known at the tick (known_offers)
+    book: KnownOffers | None = None
 
     def known_offers(self) -> tuple[tuple[int, int, float], ...]:
         """(valid_from, end, price) of the offers known at the tick, from a day back: the input of

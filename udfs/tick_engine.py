@@ -23,7 +23,7 @@ from udfs import topics
 from udfs.catalogue import Catalogue
 from udfs.dispatcher import Dispatcher, SiteInputs, TickOutput
 from udfs.forecast import HISTORY_MS
-from udfs.offers import Offer, OfferBook
+from udfs.offers import KnownOffers
 from udfs.optimizer import DispatchConfig
 from udfs.records import ParsedRecord, job_event
 from udfs.timeutil import tick_at_or_after
@@ -56,7 +56,7 @@ class TickEngine:
         self.tick_len_ms = tick_len_ms
         self.dispatcher = Dispatcher(catalogue, config)
         # each site's offers as its ticks reported them, a day back: the plan ahead prices with them
-        self.books: dict[str, OfferBook] = {}
+        self.books: dict[str, KnownOffers] = {}
         self.last_tick: int | None = None
         self.counts: dict[str, int] = {}
 
@@ -133,13 +133,13 @@ class TickEngine:
             dead.append(DeadRecord(parsed.topic, partition, offset, parsed.key, raw, reason))
         return TickResult(tick, out, dead)
 
-    def _update_book(self, p: dict[str, Any], tick: int) -> OfferBook:
+    def _update_book(self, p: dict[str, Any], tick: int) -> KnownOffers:
         site_id = p["site_id"]
         book = self.books.get(site_id)
         if book is None:
-            book = self.books[site_id] = OfferBook(self.catalogue[site_id].offer_interval_ms)
-        for valid_from, valid_to, price, published in p["offers"]:
-            book.put(Offer(valid_from, float(price), valid_to, published_ms=published))
+            book = self.books[site_id] = KnownOffers()
+        for valid_from, end, price, published in p["offers"]:  # resolved on the JVM (SiteTicker)
+            book.put(valid_from, end, float(price), published)
         book.prune(tick - HISTORY_MS)
         return book
 
@@ -155,11 +155,11 @@ class TickEngine:
     def core_state(self) -> dict[str, Any]:
         return {"version": STATE_VERSION, "last_tick": self.last_tick, "counts": self.counts}
 
-    def books_state(self) -> dict[str, list[dict[str, Any]]]:
+    def books_state(self) -> dict[str, list[tuple]]:
         return {site_id: book.to_state() for site_id, book in self.books.items()}
 
     def restore(self, core: dict[str, Any] | None, dispatcher: dict[str, Any] | None,
-                books: dict[str, list[dict[str, Any]]] | None) -> None:
+                books: dict[str, list[tuple]] | None) -> None:
         core = core or {}
         if core and core.get("version") != STATE_VERSION:
             raise ValueError(f"dispatch engine state is version {core.get('version', 2)}, this job reads "
@@ -167,5 +167,4 @@ class TickEngine:
         self.dispatcher.load_state(dispatcher)
         self.last_tick = core.get("last_tick")
         self.counts = dict(core.get("counts") or {})
-        self.books = {site_id: OfferBook.from_state(offers, self.catalogue[site_id].offer_interval_ms)
-                      for site_id, offers in (books or {}).items()}
+        self.books = {site_id: KnownOffers(offers) for site_id, offers in (books or {}).items()}

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import pickle
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from udfs.offers import Offer, OfferBook, offer_in_force
+from bench.offer_rules import Offer, OfferBook, offer_in_force
+from udfs.offers import KnownOffers
 
 H = 3_600_000
 
@@ -52,23 +52,29 @@ def test_invalid_offers_rejected() -> None:
         offer_in_force([], 0, 0)
 
 
-def test_book_state_roundtrip_prune_and_timer_hint() -> None:
-    book = OfferBook(H)
-    assert book.add(Offer(0, 50.0))
-    assert not book.add(Offer(0, 50.0))  # duplicate
-    book.add(Offer(H, 60.0, valid_to_ms=H + 60_000, source="smard"))
-    book.add(Offer(3 * H, 70.0))
-    state = book.to_state()
-    assert json.loads(json.dumps(state)) == state
-    again = OfferBook.from_state(pickle.loads(pickle.dumps(state)), H)
-    assert again.to_state() == state
-    assert again.next_change_ms(0) == H
-    assert again.next_change_ms(H) == H + 60_000
-    assert again.next_change_ms(2 * H) == 3 * H
+def test_book_prune_keeps_what_can_still_supersede() -> None:
+    again = OfferBook(H)
+    assert again.add(Offer(0, 50.0))
+    assert not again.add(Offer(0, 50.0))  # duplicate
+    again.add(Offer(H, 60.0, valid_to_ms=H + 60_000, source="smard"))
+    again.add(Offer(3 * H, 70.0))
     assert again.prune(2 * H) == 1  # the offer at 0 can never matter again
     assert again.in_force(2 * H) is None and again.in_force(3 * H).price_per_mwh == 70.0
     again.add(Offer(H // 2, 99.0, valid_to_ms=5 * H))  # late, superseded by the kept H offer
     assert again.in_force(2 * H) is None
+
+
+def test_the_jobs_book_keeps_the_resolved_offers_it_is_sent() -> None:
+    # what a site tick carries: (valid_from, end resolved on the JVM, price, published_at or None)
+    book = KnownOffers([(0, H, 50.0, None), (H, H + 60_000, 60.0, None), (3 * H, 4 * H, 70.0, 0)])
+    book.put(H, 2 * H, 65.0, None)  # a new winner for the same valid_from replaces the old one
+    assert book.known(H, 0) == ((0, H, 50.0), (H, 2 * H, 65.0), (3 * H, 4 * H, 70.0))  # 3 H published at 0
+    assert book.known(H // 2, 0) == ((0, H, 50.0), (3 * H, 4 * H, 70.0))  # H not known before it starts
+    assert book.known(3 * H, 2 * H) == ((H, 2 * H, 65.0), (3 * H, 4 * H, 70.0))  # from the newest at 2 H on
+    book.prune(2 * H)
+    state = pickle.loads(pickle.dumps(book.to_state()))
+    assert state == [(H, 2 * H, 65.0, None), (3 * H, 4 * H, 70.0, 0)]
+    assert KnownOffers(state).to_state() == state and len(KnownOffers(state)) == 2
 
 
 offers_st = st.lists(

@@ -20,7 +20,7 @@ from tests.reference import reference_inputs, reference_run
 from udfs import topics
 from udfs.catalogue import load_catalogue
 from udfs.dispatcher import SiteInputs
-from udfs.offers import Offer, OfferBook
+from bench.offer_rules import Offer, OfferBook
 from udfs.optimizer import DispatchConfig
 from udfs.records import assembled_tick
 from udfs.tick_engine import STATE_VERSION, TickEngine
@@ -147,7 +147,7 @@ def test_counters_ride_to_the_next_tick_and_a_counters_row_makes_no_tick(sites_f
                        book_of((t0 + 3_600_000, 60.0), known_at=t0))
     assert engine.run(t0 + 2 * TICK, t0 + 2 * TICK, [site_tick(later)], []) == []
     assert engine.counts == {"late_site_ticks": 1}
-    assert [o.valid_from_ms for o in engine.books["ams"]] == [t0, t0 + 3_600_000]
+    assert [start for start, *_ in engine.books["ams"].to_state()] == [t0, t0 + 3_600_000]
 
 
 def test_a_late_job_event_is_decided_at_the_tick_it_joined_and_counted(sites_file):
@@ -195,7 +195,7 @@ def test_the_offer_book_keeps_what_the_site_ticks_sent_a_day_back(sites_file):
     book = engine.books["ams"]
     last = t0 + 29 * hour
     # kept: the newest offer starting at or before last - 25 h, and everything after it
-    assert [o.valid_from_ms for o in book] == [t0 + h * hour for h in range(4, 30)]
+    assert [start for start, *_ in book.to_state()] == [t0 + h * hour for h in range(4, 30)]
     assert book.known(last, last - 25 * hour)[-1] == (last, last + hour, 69.0)
 
 

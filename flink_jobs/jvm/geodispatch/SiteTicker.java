@@ -44,8 +44,9 @@ import org.apache.flink.util.OutputTag;
  * <p>Per tick T: apply the records due, then emit the inputs at T: the offer in force (the newest
  * offer starting at or before T, if its validity has not ended; on equal starts the later end,
  * then the higher price, then the larger source, then currency wins), the latest weather no older
- * than {@code maxWeatherAgeMs}, the latest status, the offers that changed since the last row
- * (the dispatcher keeps its own book of them for the plan ahead), and the counters. The site keeps
+ * than {@code maxWeatherAgeMs}, the latest status, the offers that changed since the last row, each
+ * with its end resolved (the dispatcher keeps a book of them for the plan ahead and applies no offer
+ * rule of its own), and the counters. The site keeps
  * ticking while an offer is in force; once none is, it emits one row that says so and waits for
  * its next record. These are the rules tests/reference.py checks the job against.
  *
@@ -327,7 +328,7 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
             Offer o = s.offers.get(f);
             if (o != null) {
                 from.add(f);
-                to.add(o.validToMs);
+                to.add(offerEnd(site, f, o.validToMs)); // resolved here: Python keeps no offer rule
                 price.add(o.price);
                 published.add(o.publishedMs);
             }
