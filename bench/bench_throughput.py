@@ -13,7 +13,10 @@
    * passthrough (``flink_jobs.passthrough``): reads the ``prices`` topic only (its schema is prices');
    * pipeline (``flink_jobs.dispatch_job``): reads prices and weather, writes site-costs, dispatch,
      pipeline-metrics (no jobs are loaded: this measures the per-event path);
-   * variants of the pipeline: ``tick60`` (``--tick-minutes 60``), ``process`` (``--execution-mode process``).
+   * variants of the pipeline: ``tick60`` (``--tick-minutes 60``), ``process`` (``--execution-mode process``);
+   * ``ceiling`` (``bench.ceiling_job``): the pipeline's inputs and its site-costs records on the JVM
+     alone, no Python operator: the ceiling of the contract (tests/integration/test_ceiling.py
+     checks its records equal the job's).
 Rates are input events / processing seconds. Writes the "## Throughput" section of docs/BENCHMARKS.md.
 """
 
@@ -47,6 +50,7 @@ VARIANTS = {
     "default": [],
     "tick60": ["--tick-minutes", "60"],
     "process": ["--execution-mode", "process"],
+    "ceiling": [],  # bench.ceiling_job, not flink_jobs.dispatch_job
 }
 
 
@@ -194,8 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"loaded {total:,} events ({counts['prices']:,} prices, {counts['weather']:,} weather) in "
               f"{load_s:.1f} s = {total / load_s:,.0f} ev/s (confluent-kafka)", flush=True)
         runs = [("passthrough", "flink_jobs.passthrough", [], counts["prices"], "prices-out")]
-        runs += [(f"pipeline {v}", "flink_jobs.dispatch_job", job_flags(v), total, "site-costs")
-                 for v in variants]
+        runs += [("jvm ceiling", "bench.ceiling_job", job_flags(v), total, "site-costs") if v == "ceiling" else
+                 (f"pipeline {v}", "flink_jobs.dispatch_job", job_flags(v), total, "site-costs") for v in variants]
         for label, module, extra, n, out_topic in runs:
             launched = time.time() * 1000
             wall, rc = run_job(module, bootstrap, prefix, sites_file, extra, args.timeout_s, log)
