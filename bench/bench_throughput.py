@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.bench_throughput", description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=5_000_000, help="at least this many input events (default 5M)")
     ap.add_argument("--partitions", type=int, default=4)
-    ap.add_argument("--variants", default="default,tick60",
+    ap.add_argument("--variants", default="default,tick60,ceiling",
                     help=f"pipeline variants, comma-separated, of {','.join(VARIANTS)}")
     ap.add_argument("--tick-minutes", type=int, default=5)
     ap.add_argument("--timeout-s", type=float, default=3600.0, help="per job run")

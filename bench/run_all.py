@@ -34,7 +34,8 @@ def benches(quick: bool, events: int | None) -> dict[str, list[str]]:
         "money": ["bench.bench_money", *(["--months", "2018-07", "--variants", "all", "--days", "1", "--no-write"]
                                          if quick else [])],
         "throughput": ["bench.bench_throughput", "--events", tp_events,
-                       *(["--variants", "default", "--no-write"] if quick else [])],
+                       *(["--variants", "default", "--no-write"] if quick
+                         else ["--variants", "default,tick60,ceiling"])],
         "dispatch": ["bench.bench_dispatch", *(["--quick"] if quick else [])],
         "replay": ["bench.bench_replay", *(["--quick"] if quick else [])],
         "latency": ["bench.bench_latency", *(["--quick"] if quick else [])],
