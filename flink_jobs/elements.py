@@ -41,7 +41,7 @@ KEYED_SITE_TICK_TYPE = Types.ROW_NAMED(["key", "rec", "site"], [Types.STRING(), 
 # the dispatcher may run its own ticks after it, the site ticks as one array per field (their
 # offers flattened, with the index of their site tick), and the job records as one array per field
 TICK_TYPE = Types.ROW_NAMED(
-    ["tick", "up_to", *SITE_TICK_FIELDS, *OFFER_FIELDS, *(f"job_{n}" for n in JOB_FIELDS)],
+    ["tick", "up_to", *(f"site_{n}" for n in SITE_TICK_FIELDS), *OFFER_FIELDS, *(f"job_{n}" for n in JOB_FIELDS)],
     [Types.LONG(), Types.LONG(), *(Types.BASIC_ARRAY(t) for _, t in SITE_COLUMNS), Types.BASIC_ARRAY(Types.INT()),
      _LONGS, _LONGS, _DOUBLES, _LONGS, Types.BASIC_ARRAY(Types.STRING()), Types.BASIC_ARRAY(Types.STRING()),
      Types.BASIC_ARRAY(Types.STRING()), Types.BASIC_ARRAY(Types.INT()), _LONGS])
