@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(argv, prog="python -m bench.ceiling_job", description=__doc__.split("\n")[0])
     jar = ceiling_jar()
     env, t_env = create_environments(cfg)
-    env.add_jars(jar.resolve().as_uri())
+    env.add_jars(jar.resolve().as_uri())  # the client's class loader
+    shipped = t_env.get_config().get_configuration().get_string("pipeline.jars", "")
+    t_env.get_config().set("pipeline.jars", ";".join(filter(None, [shipped, jar.resolve().as_uri()])))  # the job's
     declare_sources(t_env, cfg)
     declare_sinks(t_env, cfg)
     jobs, _ = checked_jobs(t_env, cfg, sql_text(SINGLE_KEY))
