@@ -19,6 +19,7 @@ from pyflink.datastream.state import ValueStateDescriptor
 
 from udfs import topics
 from udfs.records import JOB_FIELDS, OFFER_FIELDS, SITE_TICK_FIELDS, dead_letter, job_event, json_text
+from udfs.records import SITE_COST_FIELDS as SITE_COST_NAMES
 from udfs.sharding import JobRoute
 from udfs.timeutil import format_ts
 
@@ -51,12 +52,9 @@ TICK_TYPE = Types.ROW_NAMED(
 # over the tick's sites, written as JSON by the connector's json format; the dispatch decisions,
 # the pipeline-metrics record and the dispatcher's dead letters as (key, JSON text), their shapes
 # being nested and open (plan previews, queues, optional fields).
-SITE_COST_FIELDS = (  # the site-costs record of ../shared/CONTRACT.md: field, SQL type
-    ("site_id", "STRING"), ("tick", "STRING"), ("price_per_mwh", "DOUBLE"), ("currency", "STRING"),
-    ("offer_valid_to", "STRING"), ("temp_c", "DOUBLE"), ("rel_humidity", "DOUBLE"), ("pue", "DOUBLE"),
-    ("cooling_kw", "DOUBLE"), ("cost_per_compute_hour", "DOUBLE"), ("cost_per_compute_hour_eur", "DOUBLE"),
-    ("capacity_slots", "INT"), ("available_slots", "INT"), ("available", "BOOLEAN"), ("online", "BOOLEAN"),
-    ("reason", "STRING"))
+SITE_COST_FIELDS = tuple(zip(SITE_COST_NAMES, (  # the site-costs record (udfs.records): field, SQL type
+    "STRING", "STRING", "DOUBLE", "STRING", "STRING", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE", "INT",
+    "INT", "BOOLEAN", "BOOLEAN", "STRING"), strict=True))
 _SQL_TYPES = {"STRING": Types.STRING(), "DOUBLE": Types.DOUBLE(), "INT": Types.INT(), "BOOLEAN": Types.BOOLEAN()}
 _TEXTS = Types.BASIC_ARRAY(Types.STRING())
 OUT_FIELDS = [name for name, _ in SITE_COST_FIELDS] + [
@@ -65,10 +63,10 @@ OUT_TYPE = Types.ROW_NAMED(OUT_FIELDS, [*(Types.BASIC_ARRAY(_SQL_TYPES[t]) for _
                                         _TEXTS, _TEXTS, Types.STRING(), Types.STRING(), _TEXTS, _TEXTS])
 
 
-def out_row(site_costs: list[dict], decisions: list[tuple[str, str]], metrics: tuple[str, str],
+def out_row(site_costs: dict[str, list], decisions: list[tuple[str, str]], metrics: tuple[str, str],
             dead: list[tuple[str | None, str]]) -> Row:
-    """One tick's output row (OUT_TYPE): the site-costs records as columns, the rest as (key, JSON)."""
-    columns = [[rec[name] for rec in site_costs] for name, _ in SITE_COST_FIELDS]
+    """One tick's output row (OUT_TYPE): the site-costs columns as they are, the rest as (key, JSON)."""
+    columns = [site_costs.get(name, []) for name, _ in SITE_COST_FIELDS]
     return Row(*columns, [k for k, _ in decisions], [v for _, v in decisions], metrics[0], metrics[1],
                [k for k, _ in dead], [v for _, v in dead])
 

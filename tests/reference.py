@@ -12,7 +12,7 @@ from __future__ import annotations
 from bench.site_history import site_histories
 from udfs import topics
 from udfs.catalogue import load_catalogue
-from udfs.dispatcher import Dispatcher, SiteInputs
+from udfs.dispatcher import Dispatcher, SiteInputs, site_cost_rows
 from udfs.optimizer import DispatchConfig
 from udfs.records import ParsedRecord
 from udfs.timeutil import tick_at_or_after
@@ -56,7 +56,7 @@ def reference_run(events: dict[str, list[dict]], tick_len_ms: int = 300_000, sit
             batch.append(job_events[i])
             i += 1
         result = dispatcher.run_tick(t, batch, inputs_by_tick.get(t, {}))
-        out[topics.SITE_COSTS].extend(result.site_costs)
+        out[topics.SITE_COSTS].extend(site_cost_rows(result.site_costs))
         out[topics.DISPATCH].extend(result.decisions)
         out[topics.PIPELINE_METRICS].append(result.metrics)
         nxt = dispatcher.next_deadline_tick(tick_len_ms)

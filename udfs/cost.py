@@ -130,6 +130,40 @@ class SiteParams:
         self.cooling = stacked([s.cooling for s in sites], CoolingParams)
         self.thermal = stacked([s.thermal for s in sites], ThermalLimits)
 
+    def take(self, rows) -> SiteParams:
+        """The same constants of the sites at ``rows`` (indices or a mask)."""
+        out = object.__new__(SiteParams)
+        out.site_ids = [self.site_ids[i] for i in np.arange(len(self.site_ids))[rows]]
+        for name in ("it_kw_per_slot", "fixed", "fx_to_eur", "capacity_slots"):
+            setattr(out, name, getattr(self, name)[rows])
+        out.cooling, out.thermal = _take(self.cooling, rows), _take(self.thermal, rows)
+        return out
+
+
+@dataclass(frozen=True)
+class SiteCosts:
+    """A tick's sites at once: SiteCost's fields as arrays (NaN where SiteCost has None), one
+    element per site of the SiteParams they were computed for."""
+
+    site_ids: list[str]
+    pue: np.ndarray
+    cooling_kw: np.ndarray
+    cost_per_compute_hour: np.ndarray
+    cost_per_compute_hour_eur: np.ndarray
+    capacity_slots: np.ndarray
+    derating: np.ndarray
+    available_slots: np.ndarray
+    available: np.ndarray
+    reason: np.ndarray
+
+    def at(self, i: int) -> SiteCost:
+        return SiteCost(site_id=self.site_ids[i], pue=_value(self.pue[i]), cooling_kw=_value(self.cooling_kw[i]),
+                        cost_per_compute_hour=_value(self.cost_per_compute_hour[i]),
+                        cost_per_compute_hour_eur=_value(self.cost_per_compute_hour_eur[i]),
+                        capacity_slots=int(self.capacity_slots[i]), derating=float(self.derating[i]),
+                        available_slots=int(self.available_slots[i]), available=bool(self.available[i]),
+                        reason=str(self.reason[i]))
+
 
 def site_costs(
     params: SiteParams,
@@ -140,7 +174,7 @@ def site_costs(
     committed_slots: np.ndarray,
     online: np.ndarray,
     capacity_slots: np.ndarray,
-) -> list[SiteCost]:
+) -> SiteCosts:
     """The sites of ``params`` at one tick, at once: the offer in force (``price_per_mwh`` NaN
     where expired), the latest weather (NaN where none), the slots committed to running jobs,
     online, and the capacity (-1 where site-status gave none: the catalogue's). Without weather
@@ -170,13 +204,8 @@ def site_costs(
     cooling = cooling_load_kw(committed * params.it_kw_per_slot, pue, params.cooling.fixed_overhead)
     reason = np.select([~online, ~has_offer, ~has_weather, (slots == 0) & (derating > 0), slots == 0],
                        ["offline", "no-offer", "no-weather", "full", "derated"], "")
-    available = online & ~np.isnan(cost)
-    eur = cost * params.fx_to_eur
-    return [SiteCost(site_id=site_id, pue=_value(pue[i]), cooling_kw=_value(cooling[i]),
-                     cost_per_compute_hour=_value(cost[i]), cost_per_compute_hour_eur=_value(eur[i]),
-                     capacity_slots=int(cap[i]), derating=float(derating[i]), available_slots=int(slots[i]),
-                     available=bool(available[i]), reason=str(reason[i]))
-            for i, site_id in enumerate(params.site_ids)]
+    return SiteCosts(params.site_ids, pue, cooling, cost, cost * params.fx_to_eur, cap, derating, slots,
+                     online & ~np.isnan(cost), reason)
 
 
 def _take(params, mask: np.ndarray):
@@ -211,11 +240,10 @@ def site_cost(
     for name, value in (("capacity_slots", capacity_slots), ("committed_slots", committed_slots)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise ValueError(f"{name}: must be a non-negative integer, got {value!r}")
-    (cost,) = site_costs(
+    return site_costs(
         SiteParams([site]),
         price_per_mwh=[math.nan if price_per_mwh is None else price_per_mwh],
         temp_c=[math.nan if temp_c is None else temp_c],
         rel_humidity=[math.nan if rel_humidity is None else rel_humidity],
         committed_slots=[committed_slots], online=[online],
-        capacity_slots=[-1 if capacity_slots is None else capacity_slots])
-    return cost
+        capacity_slots=[-1 if capacity_slots is None else capacity_slots]).at(0)

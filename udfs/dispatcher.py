@@ -35,7 +35,7 @@ import numpy as np
 
 from udfs.baselines import greedy, round_robin
 from udfs.catalogue import Catalogue, Site
-from udfs.cost import SiteCost, SiteParams, compute_hour_cost, site_costs
+from udfs.cost import SiteCosts, SiteParams, compute_hour_cost, site_costs
 from udfs.forecast import HISTORY_MS, price_curve
 from udfs.headroom import UrgentDemand, start_cap
 from udfs.ledger import Ledger
@@ -49,7 +49,7 @@ from udfs.optimizer import (
     rejection_reason,
 )
 from udfs.planner import Planner
-from udfs.records import ParsedRecord
+from udfs.records import SITE_COST_FIELDS, ParsedRecord
 from udfs.timeutil import format_ts
 
 MAX_CURVE_RUN_MS = 7 * 24 * HOUR_MS  # beyond this much of a run the curve's last rate continues
@@ -83,7 +83,7 @@ class SiteInputs:
 
 @dataclass
 class TickOutput:
-    site_costs: list[dict[str, Any]] = field(default_factory=list)
+    site_costs: dict[str, list] = field(default_factory=dict)  # columns: site_cost_rows() gives records
     decisions: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     dead_letters: list[tuple[ParsedRecord, str]] = field(default_factory=list)
@@ -127,7 +127,7 @@ class Dispatcher:
         self.decided: dict[str, str] = {}  # job_id -> fingerprint of its submit (duplicates, conflicts)
         self.first_sight: dict[str, tuple[float, float]] = {}  # pending job -> (greedy EUR, round-robin EUR)
         self.site_rates: dict[str, tuple[int, float | None]] = {}  # site -> (tick, EUR/slot-hour then)
-        self.site_params = SiteParams(list(catalogue))  # the catalogue's constants as arrays
+        self.site_params = SiteParams(sorted(catalogue, key=lambda s: s.site_id))  # the constants as arrays
         self.rr_pointer = 0
         self.urgent = UrgentDemand()  # the urgent reserve each site keeps from movable work
         self.planner = Planner(config)  # the standing plan between ticks (udfs.planner)
@@ -180,18 +180,14 @@ class Dispatcher:
         self.shadow.charge(tick_ms, self.site_rates)
         committed = self.ledger.committed()
 
-        available: list[tuple[Site, SiteInputs, Any]] = []
-        offers_expired = 0
         tick = format_ts(tick_ms)
-        costs = self._site_costs(inputs, committed)
-        for site_id in sorted(costs):
-            site, inp, sc = self.catalogue[site_id], inputs[site_id], costs[site_id]
-            if inp.price_per_mwh is None:
-                offers_expired += 1
-            self.site_rates[site_id] = (tick_ms, sc.cost_per_compute_hour_eur)  # what the next tick charges
-            out.site_costs.append(_site_cost_record(inp, sc, tick))
-            if sc.available and sc.pue is not None:
-                available.append((site, inp, sc))
+        rows, costs = self._site_costs(inputs, committed)
+        offers_expired = sum(1 for inp in rows if inp.price_per_mwh is None)
+        # what the next tick charges the sites' running jobs
+        self.site_rates.update(zip(costs.site_ids, ((tick_ms, r) for r in _nullable(costs.cost_per_compute_hour_eur)),
+                                   strict=True))
+        out.site_costs = _site_cost_columns(tick, rows, costs)
+        usable = np.flatnonzero(costs.available & ~np.isnan(costs.pue))
 
         # jobs that can never run anywhere in the catalogue are rejected once, with the reason
         capacity = {s.site_id: s.capacity_slots for s in self.catalogue}
@@ -214,6 +210,7 @@ class Dispatcher:
         naive_obj: float | None = 0.0
         plan_preview: list[dict[str, Any]] = []
         if jobs:
+            available = [(self.catalogue[rows[i].site_id], rows[i], costs.at(i)) for i in usable]
             plans = self._site_plans(tick_ms, jobs, available, committed)
             cfg = self.config
             prob = plan_problem(jobs, plans, tick_ms, tick_len_ms=cfg.tick_len_ms, horizon_ms=cfg.horizon_ms,
@@ -262,7 +259,7 @@ class Dispatcher:
             "missed_deadline": statuses.count("missed-deadline"),
             "cancelled": statuses.count("cancelled"),
             "rejected": statuses.count("rejected"),
-            "sites_available": len(available),
+            "sites_available": len(usable),
             "solver": result.solver if result else "none",
             "solver_status": result.status if result else "empty",
             "solve_ms": round(result.solve_ms, 3) if result else 0.0,
@@ -333,8 +330,9 @@ class Dispatcher:
         committed = self.shadow.committed()
         end = tick_ms + min(MAX_CURVE_RUN_MS, max(j.duration_ms for j in jobs))
         plans = []
-        for site_id, sc in sorted(self._site_costs(inputs, committed).items()):
-            site = self.catalogue[site_id]
+        _, costs = self._site_costs(inputs, committed)
+        for i, site_id in enumerate(costs.site_ids):
+            site, sc = self.catalogue[site_id], costs.at(i)
             if sc.available and sc.pue is not None:  # greedy looks at the rate now only
                 plans.append(SitePlan(site_id, site.region, sc.available_slots, sc.capacity_slots,
                                       CostCurve.flat(tick_ms, sc.cost_per_compute_hour_eur, end)))
@@ -346,22 +344,23 @@ class Dispatcher:
                               o.cost)
             del self.shadow_pending[job.job_id]
 
-    def _site_costs(self, inputs: dict[str, SiteInputs], committed: dict[str, int]) -> dict[str, SiteCost]:
-        """Each ticking site of the catalogue at this tick (udfs.cost.site_costs over the arrays of
-        all the catalogue's sites at once), with ``committed`` slots busy."""
-        rows = [inputs.get(site_id) for site_id in self.site_params.site_ids]
+    def _site_costs(self, inputs: dict[str, SiteInputs], committed: dict[str, int]
+                    ) -> tuple[list[SiteInputs], SiteCosts]:
+        """The ticking sites of the catalogue (by site_id) and their costs at this tick, with
+        ``committed`` slots busy: udfs.cost.site_costs over their arrays at once."""
+        ticking = [i for i, site_id in enumerate(self.site_params.site_ids) if site_id in inputs]
+        params = self.site_params if len(ticking) == len(self.site_params.site_ids) else self.site_params.take(ticking)
+        rows = [inputs[site_id] for site_id in params.site_ids]
         nan = math.nan
 
         def column(field: str) -> list:
-            return [nan if i is None or getattr(i, field) is None else getattr(i, field) for i in rows]
+            return [nan if getattr(i, field) is None else getattr(i, field) for i in rows]
 
-        costs = site_costs(self.site_params, price_per_mwh=column("price_per_mwh"), temp_c=column("temp_c"),
-                           rel_humidity=column("rel_humidity"),
-                           committed_slots=[committed.get(site_id, 0) for site_id in self.site_params.site_ids],
-                           online=[i is not None and i.online for i in rows],
-                           capacity_slots=[-1 if i is None or i.capacity_slots is None else i.capacity_slots
-                                           for i in rows])
-        return {sc.site_id: sc for sc, i in zip(costs, rows, strict=True) if i is not None}
+        return rows, site_costs(params, price_per_mwh=column("price_per_mwh"), temp_c=column("temp_c"),
+                                rel_humidity=column("rel_humidity"),
+                                committed_slots=[committed.get(i.site_id, 0) for i in rows],
+                                online=[i.online for i in rows],
+                                capacity_slots=[-1 if i.capacity_slots is None else i.capacity_slots for i in rows])
 
     def _site_plans(self, tick_ms: int, jobs: list[Job], available: list[tuple[Site, SiteInputs, Any]],
                     committed: dict[str, int]) -> list[SitePlan]:
@@ -474,22 +473,37 @@ def _round(value: float | None, digits: int = 6) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def _site_cost_record(inp: SiteInputs, sc: Any, tick: str) -> dict[str, Any]:
+def _nullable(values: np.ndarray, digits: int | None = None) -> list:
+    """An array as a list, NaN as None, rounded to ``digits`` if given."""
+    if digits is not None:
+        values = np.round(values, digits)
+    return [None if v != v else v for v in values.tolist()]
+
+
+def _site_cost_columns(tick: str, rows: list[SiteInputs], sc: SiteCosts) -> dict[str, list]:
+    """The site-costs records of a tick as columns (udfs.records.SITE_COST_FIELDS, one list per
+    field, one element per ticking site); site_cost_rows() turns them into records."""
     return {
-        "site_id": inp.site_id,
-        "tick": tick,
-        "price_per_mwh": inp.price_per_mwh,
-        "currency": inp.currency or None,
-        "offer_valid_to": format_ts(inp.offer_valid_to_ms) if inp.offer_valid_to_ms is not None else None,
-        "temp_c": inp.temp_c,
-        "rel_humidity": inp.rel_humidity,
-        "pue": _round(sc.pue),
-        "cooling_kw": _round(sc.cooling_kw, 3),
-        "cost_per_compute_hour": _round(sc.cost_per_compute_hour, 9),
-        "cost_per_compute_hour_eur": _round(sc.cost_per_compute_hour_eur, 9),
-        "capacity_slots": sc.capacity_slots,
-        "available_slots": sc.available_slots,
-        "available": bool(sc.available),
-        "online": inp.online,
-        "reason": sc.reason or None,
+        "site_id": list(sc.site_ids),
+        "tick": [tick] * len(rows),
+        "price_per_mwh": [i.price_per_mwh for i in rows],
+        "currency": [i.currency or None for i in rows],
+        "offer_valid_to": [None if i.offer_valid_to_ms is None else format_ts(i.offer_valid_to_ms) for i in rows],
+        "temp_c": [i.temp_c for i in rows],
+        "rel_humidity": [i.rel_humidity for i in rows],
+        "pue": _nullable(sc.pue, 6),
+        "cooling_kw": _nullable(sc.cooling_kw, 3),
+        "cost_per_compute_hour": _nullable(sc.cost_per_compute_hour, 9),
+        "cost_per_compute_hour_eur": _nullable(sc.cost_per_compute_hour_eur, 9),
+        "capacity_slots": sc.capacity_slots.tolist(),
+        "available_slots": sc.available_slots.tolist(),
+        "available": sc.available.tolist(),
+        "online": [i.online for i in rows],
+        "reason": [r or None for r in sc.reason.tolist()],
     }
+
+
+def site_cost_rows(columns: dict[str, list]) -> list[dict[str, Any]]:
+    """TickOutput.site_costs (columns) as site-costs records, one dict per site."""
+    names = [name for name in SITE_COST_FIELDS if name in columns]
+    return [dict(zip(names, values, strict=True)) for values in zip(*(columns[n] for n in names), strict=True)]

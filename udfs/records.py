@@ -53,6 +53,11 @@ def json_text(value: dict[str, Any]) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+# The site-costs record of ../shared/CONTRACT.md, its fields in order (flink_jobs.elements types them)
+SITE_COST_FIELDS = ("site_id", "tick", "price_per_mwh", "currency", "offer_valid_to", "temp_c", "rel_humidity", "pue",
+                    "cooling_kw", "cost_per_compute_hour", "cost_per_compute_hour_eur", "capacity_slots",
+                    "available_slots", "available", "online", "reason")
+
 # A tick as flink_jobs/jvm/geodispatch/TickAssembler.java hands it over (flink_jobs.elements.TICK_TYPE
 # names its types): tick, up_to, one array per site-tick field, the site ticks' offers flattened
 # (offer_site: which site tick), one array per job-record field.

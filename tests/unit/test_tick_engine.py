@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench.offer_rules import Offer, OfferBook
 from tests import scenario
 from tests.reference import reference_inputs, reference_run
 from udfs import topics
 from udfs.catalogue import load_catalogue
-from udfs.dispatcher import SiteInputs
-from bench.offer_rules import Offer, OfferBook
+from udfs.dispatcher import SiteInputs, site_cost_rows
 from udfs.optimizer import DispatchConfig
 from udfs.records import assembled_tick
 from udfs.tick_engine import STATE_VERSION, TickEngine
@@ -91,7 +91,7 @@ def run_engine(sites_file: str, seed: int | None = None, restore_at: int | None 
             rng.shuffle(jobs_at[tick])
         up_to = ticks[i + 1] - TICK if i + 1 < len(ticks) else tick + 48 * TICK
         for result in engine.run(tick, up_to, sites_at[tick], jobs_at[tick]):
-            out[topics.SITE_COSTS] += result.output.site_costs
+            out[topics.SITE_COSTS] += site_cost_rows(result.output.site_costs)
             out[topics.DISPATCH] += result.output.decisions
             out[topics.PIPELINE_METRICS].append(result.output.metrics)
         if restore_at is not None and tick >= restore_at:
@@ -139,7 +139,7 @@ def test_counters_ride_to_the_next_tick_and_a_counters_row_makes_no_tick(sites_f
     (result,) = engine.run(t0, t0 + TICK, [site_tick(inp, duplicates=1)], [])
     metrics = result.output.metrics
     assert (metrics["late_events"], metrics["duplicates"], metrics["dead_letters"]) == (2, 2, 4)
-    (cost,) = result.output.site_costs
+    (cost,) = site_cost_rows(result.output.site_costs)
     assert cost["price_per_mwh"] == 50.0 and cost["available"] is True
     # a site tick for a tick that already ran (the job records' watermark ran ahead while the site
     # topics were idle): its offers reach the book, the tick is counted late, nothing fails
