@@ -116,17 +116,9 @@ public class TickAssembler extends KeyedProcessFunction<Row, Row, Row> {
             return; // a heartbeat the dispatcher is already past
         }
         upTo.update(last == null ? until : Math.max(last, until));
-        // handed on by the operator once this watermark has fired all its timers (Operator), or
-        // here once a key's batch holds MAX_BATCH records (a backlog's watermark can pass a year)
-        Object key = ctx.getCurrentKey().getField(0);
-        List<Object[]> ticks = due.computeIfAbsent(key, k -> new ArrayList<>());
-        ticks.add(new Object[] {tick, until, records});
-        dueRecords += 1 + (records == null ? 0 : records.size());
-        if (dueRecords >= MAX_BATCH) {
-            for (Row row : drain()) {
-                out.collect(row);
-            }
-        }
+        // handed on by the operator once this watermark has fired all its timers (Operator)
+        due.computeIfAbsent(ctx.getCurrentKey().getField(0), k -> new ArrayList<>())
+                .add(new Object[] {tick, until, records});
         if (until <= Long.MAX_VALUE - tickMs) {
             ctx.timerService().registerEventTimeTimer(until + tickMs);
         }
@@ -134,8 +126,6 @@ public class TickAssembler extends KeyedProcessFunction<Row, Row, Row> {
 
     /** Each key's ticks the current watermark has made due, in order: (tick, up_to, records). */
     private transient Map<Object, List<Object[]>> due;
-    private transient int dueRecords; // ticks and records in due
-    static final int MAX_BATCH = 2000;
 
     @Override
     public void open(OpenContext openContext) {
@@ -150,7 +140,6 @@ public class TickAssembler extends KeyedProcessFunction<Row, Row, Row> {
         List<Row> rows = new ArrayList<>();
         due.forEach((key, ticks) -> rows.add(Row.of(key, batch(ticks))));
         due.clear();
-        dueRecords = 0;
         return rows;
     }
 
