@@ -13,11 +13,11 @@
                                  records through JobRouter, keyed by job_id, which sends each job's
                                  records to the shard that decides it)
       -> TickAssembler          (Java, keyed by dispatch key: each record waits in state for its tick;
-                                 once a watermark passes ticks, one row per key with them)
-      -> TickOperator           (Python, once per key and watermark, tick by tick: udfs.tick_engine:
-                                 the offer books, site costs, pending jobs, committed slots, the plan)
-      -> site-costs, dispatch, pipeline-metrics, dead-letter (one typed row per call, split in SQL;
-                                site-costs written by the json format; Kafka, exactly-once)
+                                 one row per key and tick once the watermark passes it)
+      -> TickOperator           (Python, once per key and tick: udfs.tick_engine: the offer books,
+                                 site costs, pending jobs, committed slots, the plan)
+      -> site-costs, dispatch, pipeline-metrics, dead-letter (one typed row per key and tick, split
+                                in SQL; site-costs written by the json format; Kafka, exactly-once)
 
     python -m flink_jobs.dispatch_job --help
 """
@@ -242,9 +242,8 @@ def shard_keys(shards: int) -> list[str]:
 
 
 def attach_sinks(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, outputs: DataStream) -> None:
-    """Each output topic gets its records from the dispatch operator's rows (one per call: the ticks
-    of one key and watermark, elements.OUT_TYPE) through SQL on the JVM: the arrays unnested, one
-    Kafka record per element, in order."""
+    """Each output topic gets its records from the dispatch operator's rows (one per key and tick,
+    elements.OUT_TYPE) through SQL on the JVM: the arrays unnested, one Kafka record per element."""
     t_env.create_temporary_view("tick_outputs", t_env.from_data_stream(outputs))
 
     def unnest(keys: str) -> str:  # an array's elements with their position, to index its sibling arrays
@@ -255,8 +254,8 @@ def attach_sinks(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,
     statements.add_insert_sql(f"INSERT INTO `sink_{topics.SITE_COSTS}` SELECT u.k, {site_costs} {unnest('site_id')}")
     statements.add_insert_sql(f"INSERT INTO `sink_{topics.DISPATCH}` SELECT u.k, o.dispatch_value[u.n] "
                               f"{unnest('dispatch_key')}")
-    statements.add_insert_sql(f"INSERT INTO `sink_{topics.PIPELINE_METRICS}` SELECT u.k, o.metrics_value[u.n] "
-                              f"{unnest('metrics_key')}")
+    statements.add_insert_sql(f"INSERT INTO `sink_{topics.PIPELINE_METRICS}` SELECT metrics_key, metrics_value "
+                              f"FROM tick_outputs")
     statements.add_insert_sql(f"INSERT INTO `sink_{topics.DEAD_LETTER}` SELECT u.k, o.dead_value[u.n] "
                               f"{unnest('dead_key')} UNION ALL SELECT `k`, `v` FROM record_dead_letters")
     statements.attach_as_datastream()

@@ -38,53 +38,37 @@ OFFER_COLUMNS = [("offer_from", _LONGS), ("offer_to", _LONGS), ("offer_price", _
 SITE_TYPE = Types.ROW_NAMED([n for n, _ in SITE_COLUMNS + OFFER_COLUMNS], [t for _, t in SITE_COLUMNS + OFFER_COLUMNS])
 # ... and SiteTicker's output: (dispatch key, job record, site tick), one of the last two null
 KEYED_SITE_TICK_TYPE = Types.ROW_NAMED(["key", "rec", "site"], [Types.STRING(), RAW_TYPE, SITE_TYPE])
-# ... and a key's ticks as TickAssembler (Java) hands them to the dispatch operator, those a
-# watermark made due: each tick and how far the dispatcher may run its own ticks after it, the site
-# ticks as one array per field (with the index of their tick; their offers flattened, with the
-# index of their site tick), and the job records as one array per field (with the index of their tick)
-_INTS = Types.BASIC_ARRAY(Types.INT())
+# ... and a key's tick as TickAssembler (Java) hands it to the dispatch operator: the tick, how far
+# the dispatcher may run its own ticks after it, the site ticks as one array per field (their
+# offers flattened, with the index of their site tick), and the job records as one array per field
 TICK_TYPE = Types.ROW_NAMED(
-    ["ticks", "up_tos", "site_at", *(f"site_{n}" for n in SITE_TICK_FIELDS), *OFFER_FIELDS, "job_at",
-     *(f"job_{n}" for n in JOB_FIELDS)],
-    [_LONGS, _LONGS, _INTS, *(Types.BASIC_ARRAY(t) for _, t in SITE_COLUMNS), _INTS, _LONGS, _LONGS, _DOUBLES, _LONGS,
-     _INTS, Types.BASIC_ARRAY(Types.STRING()), Types.BASIC_ARRAY(Types.STRING()), Types.BASIC_ARRAY(Types.STRING()),
-     _INTS, _LONGS])
+    ["tick", "up_to", *(f"site_{n}" for n in SITE_TICK_FIELDS), *OFFER_FIELDS, *(f"job_{n}" for n in JOB_FIELDS)],
+    [Types.LONG(), Types.LONG(), *(Types.BASIC_ARRAY(t) for _, t in SITE_COLUMNS), Types.BASIC_ARRAY(Types.INT()),
+     _LONGS, _LONGS, _DOUBLES, _LONGS, Types.BASIC_ARRAY(Types.STRING()), Types.BASIC_ARRAY(Types.STRING()),
+     Types.BASIC_ARRAY(Types.STRING()), Types.BASIC_ARRAY(Types.INT()), _LONGS])
 
-# What the dispatch operator writes: one typed row per call (the ticks of one key and watermark),
-# split into Kafka records in SQL on the JVM (flink_jobs.dispatch_job.attach_sinks). site-costs as
-# columns, one array per field over the ticks' ticking sites, written as JSON by the connector's json
-# format; the dispatch decisions, the pipeline-metrics records and the dispatcher's dead letters as
-# (key, JSON text) arrays, their shapes being nested and open (plan previews, queues, optional fields).
+# What the dispatch operator writes: one typed row per key and tick, split into Kafka records in
+# SQL on the JVM (flink_jobs.dispatch_job.attach_sinks). site-costs as columns, one array per field
+# over the tick's sites, written as JSON by the connector's json format; the dispatch decisions,
+# the pipeline-metrics record and the dispatcher's dead letters as (key, JSON text), their shapes
+# being nested and open (plan previews, queues, optional fields).
 SITE_COST_FIELDS = tuple(zip(SITE_COST_NAMES, (  # the site-costs record (udfs.records): field, SQL type
     "STRING", "STRING", "DOUBLE", "STRING", "STRING", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE", "INT",
     "INT", "BOOLEAN", "BOOLEAN", "STRING"), strict=True))
 _SQL_TYPES = {"STRING": Types.STRING(), "DOUBLE": Types.DOUBLE(), "INT": Types.INT(), "BOOLEAN": Types.BOOLEAN()}
 _TEXTS = Types.BASIC_ARRAY(Types.STRING())
-KEYED_TEXTS = ("dispatch", "metrics", "dead")  # (key, JSON text) arrays: <name>_key, <name>_value
-OUT_FIELDS = [name for name, _ in SITE_COST_FIELDS] + [f"{n}_{part}" for n in KEYED_TEXTS for part in ("key", "value")]
+OUT_FIELDS = [name for name, _ in SITE_COST_FIELDS] + [
+    "dispatch_key", "dispatch_value", "metrics_key", "metrics_value", "dead_key", "dead_value"]
 OUT_TYPE = Types.ROW_NAMED(OUT_FIELDS, [*(Types.BASIC_ARRAY(_SQL_TYPES[t]) for _, t in SITE_COST_FIELDS),
-                                        *(_TEXTS for _ in range(2 * len(KEYED_TEXTS)))])
+                                        _TEXTS, _TEXTS, Types.STRING(), Types.STRING(), _TEXTS, _TEXTS])
 
 
-class OutRow:
-    """The output of one call, tick by tick, as one OUT_TYPE row: site-costs columns extended, the
-    (key, JSON text) records of KEYED_TEXTS appended."""
-
-    def __init__(self):
-        self.columns: list[list] = [[] for _ in SITE_COST_FIELDS]
-        self.texts: dict[str, tuple[list, list]] = {n: ([], []) for n in KEYED_TEXTS}
-
-    def add_site_costs(self, site_costs: dict[str, list]) -> None:
-        for column, (name, _) in zip(self.columns, SITE_COST_FIELDS, strict=True):
-            column.extend(site_costs[name])
-
-    def add(self, name: str, key: str | None, text: str) -> None:
-        keys, values = self.texts[name]
-        keys.append(key)
-        values.append(text)
-
-    def row(self) -> Row:
-        return Row(*self.columns, *(part for n in KEYED_TEXTS for part in self.texts[n]))
+def out_row(site_costs: dict[str, list], decisions: list[tuple[str, str]], metrics: tuple[str, str],
+            dead: list[tuple[str | None, str]]) -> Row:
+    """One tick's output row (OUT_TYPE): the site-costs columns as they are, the rest as (key, JSON)."""
+    columns = [site_costs.get(name, []) for name, _ in SITE_COST_FIELDS]
+    return Row(*columns, [k for k, _ in decisions], [v for _, v in decisions], metrics[0], metrics[1],
+               [k for k, _ in dead], [v for _, v in dead])
 
 
 def key_by_first_field(stream: DataStream, value_type) -> KeyedStream:
@@ -101,17 +85,16 @@ def key_by_first_field(stream: DataStream, value_type) -> KeyedStream:
 
 
 def assembled_ticks(stream: DataStream, tick_len_ms: int) -> DataStream:
-    """Rows (key, job record, site tick) -> rows (key, the ticks a watermark made due: TICK_TYPE),
-    on the JVM (flink_jobs/jvm/geodispatch/TickAssembler.java), keyed by ``key``: the keyed Python
-    operator downstream is then called once per key and watermark (per tick in a live stream), and
-    Flink's state and timers hold the records until then."""
+    """Rows (key, job record, site tick) -> rows (key, one tick's records: TICK_TYPE) once the watermark passes
+    the tick, on the JVM (flink_jobs/jvm/geodispatch/TickAssembler.java), keyed by ``key``: the
+    keyed Python operator downstream is then called once per key and tick, and Flink's state and
+    timers hold the records until then."""
     from pyflink.java_gateway import get_gateway
 
-    jvm = get_gateway().jvm
-    assembler = jvm.geodispatch.TickAssembler.Operator(jvm.geodispatch.TickAssembler(tick_len_ms))
+    assembler = get_gateway().jvm.geodispatch.TickAssembler(tick_len_ms)
     out_type = Types.ROW_NAMED(["key", "tick"], [Types.STRING(), TICK_TYPE])
     keyed = key_by_first_field(stream, Types.ROW_NAMED(["rec", "site"], [RAW_TYPE, SITE_TYPE]))
-    j_stream = keyed._j_data_stream.transform("tick-assembler", out_type.get_java_type_info(), assembler)
+    j_stream = keyed._j_data_stream.process(assembler, out_type.get_java_type_info())
     return DataStream(j_stream).name("tick-assembler").uid("tick-assembler")
 
 

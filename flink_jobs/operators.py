@@ -8,14 +8,15 @@ flink_jobs/elements.py, which does not (see there why).
 
 from __future__ import annotations
 
+from pyflink.common import Row
 from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
-from flink_jobs.elements import SINGLE_KEY, OutRow, dead_letter_text, subtask_index
+from flink_jobs.elements import SINGLE_KEY, dead_letter_text, out_row, subtask_index
 from udfs.catalogue import load_catalogue
 from udfs.optimizer import DispatchConfig
-from udfs.records import assembled_ticks, json_text
+from udfs.records import assembled_tick, json_text
 from udfs.sharding import shard_catalogue
 from udfs.tick_engine import TickEngine, TickResult
 from udfs.timeutil import format_ts
@@ -25,10 +26,10 @@ class TickOperator(KeyedProcessFunction):
     """One key (global dispatch) or one key per region shard: runs the key's udfs.tick_engine.
     TickEngine and writes what each tick decides.
 
-    Input: one row per key and watermark, assembled on the JVM (TickAssembler, flink_jobs/jvm): the
-    ticks the watermark has passed, each with how far the engine may run past it (its own deadline
-    ticks), and their site ticks (SiteTicker) and job records as one array per field; run tick by
-    tick. It has no timers or inboxes: Flink holds the records and fires the ticks.
+    Input: one row per key and tick, assembled on the JVM (TickAssembler, flink_jobs/jvm) once the
+    watermark has passed the tick: the tick, how far the engine may run past it (its own deadline
+    ticks), and the tick's site ticks (SiteTicker) and job records as one array per field. It has no
+    timers or inboxes: Flink holds the records and fires the ticks.
 
     State: the small core (last tick, counters), the dispatcher and the offer books. The key's
     engine lives in memory between calls, restored from that state when the key is first seen
@@ -83,11 +84,11 @@ class TickOperator(KeyedProcessFunction):
         return engine
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
-        # value: the ticks of this key a watermark made due (TickAssembler, elements.TICK_TYPE)
+        # value: one tick of this key (TickAssembler, elements.TICK_TYPE)
         key = ctx.get_current_key() if self.shard_keys else SINGLE_KEY  # a call into the JVM costs
         engine = self._engine(key)
         late_jobs_before = engine.counts.get("late_jobs", 0)
-        results = [result for tick in assembled_ticks(value) for result in engine.run(*tick)]
+        results = engine.run(*assembled_tick(value))
         # the late job events of this call: those still counted in the engine, and those its ticks reported
         late_jobs = engine.counts.get("late_jobs", 0) - late_jobs_before
         late_jobs += sum(result.output.metrics.get("late_jobs", 0) for result in results)
@@ -95,10 +96,8 @@ class TickOperator(KeyedProcessFunction):
             self.late_jobs.inc(late_jobs)
         if results:
             shard = self.shard_of_key.get(key)
-            out = OutRow()
             for result in results:
-                self._tick_output(result, shard, out)
-            yield out.row()
+                yield self._tick_row(result, shard)
             self.books_state.update(engine.books_state())
             signature = engine.dispatcher.signature()
             if signature != self.dispatcher_signatures[key]:
@@ -107,23 +106,20 @@ class TickOperator(KeyedProcessFunction):
             self.pending_gauge_value = len(engine.dispatcher.pending)
         self.core_state.update(engine.core_state())
 
-    def _tick_output(self, result: TickResult, shard: int | None, out: OutRow) -> None:
-        tick = result.output
-        metrics = tick.metrics
+    def _tick_row(self, result: TickResult, shard: int | None) -> Row:
+        out = result.output
+        metrics = out.metrics
         if metrics.get("offers_expired"):  # a call into the JVM
             self.expired.inc(metrics["offers_expired"])
         self.solve_ms_value = metrics.get("solve_ms", 0.0)
-        if tick.decisions:
-            self.decisions_counter.inc(len(tick.decisions))
+        if out.decisions:
+            self.decisions_counter.inc(len(out.decisions))
         if result.dead:
             self.dead_letters.inc(len(result.dead))
-        out.add_site_costs(tick.site_costs)
-        for rec in tick.decisions:
-            out.add("dispatch", rec["job_id"], json_text(rec))
         if shard is None:
-            out.add("metrics", format_ts(result.tick_ms), json_text(metrics))
+            metrics_record = (format_ts(result.tick_ms), json_text(metrics))
         else:  # one record per shard and tick
-            out.add("metrics", f"{format_ts(result.tick_ms)}|{shard}",
-                    json_text({**metrics, "shard": shard, "subtask": self.subtask}))
-        for d in result.dead:
-            out.add("dead", d.key, dead_letter_text(d))
+            metrics_record = (f"{format_ts(result.tick_ms)}|{shard}",
+                              json_text({**metrics, "shard": shard, "subtask": self.subtask}))
+        return out_row(out.site_costs, [(rec["job_id"], json_text(rec)) for rec in out.decisions], metrics_record,
+                       [(d.key, dead_letter_text(d)) for d in result.dead])

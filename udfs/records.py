@@ -58,33 +58,25 @@ SITE_COST_FIELDS = ("site_id", "tick", "price_per_mwh", "currency", "offer_valid
                     "cooling_kw", "cost_per_compute_hour", "cost_per_compute_hour_eur", "capacity_slots",
                     "available_slots", "available", "online", "reason")
 
-# The ticks a watermark made due, as flink_jobs/jvm/geodispatch/TickAssembler.java hands them over
-# (flink_jobs.elements.TICK_TYPE names its types): ticks, up_tos, site_at (each site tick's tick, by
-# index), one array per site-tick field, the site ticks' offers flattened (offer_site: which site
-# tick), job_at, one array per job-record field.
+# A tick as flink_jobs/jvm/geodispatch/TickAssembler.java hands it over (flink_jobs.elements.TICK_TYPE
+# names its types): tick, up_to, one array per site-tick field, the site ticks' offers flattened
+# (offer_site: which site tick), one array per job-record field.
 SITE_TICK_FIELDS = ("site_id", "tick", "tick_inputs", "price_per_mwh", "offer_valid_to", "currency", "temp_c",
                     "rel_humidity", "online", "capacity_slots", "late_events", "duplicates", "dead_letters")
 OFFER_FIELDS = ("offer_site", "offer_from", "offer_to", "offer_price", "offer_published")
 JOB_FIELDS = ("topic", "k", "v", "kafka_partition", "kafka_offset")
 
 
-def assembled_ticks(row) -> list[tuple[int, int, list[dict[str, Any]], list[tuple]]]:
-    """TickAssembler's row -> per tick, in order: (tick, up_to, the site ticks as dicts of
-    SITE_TICK_FIELDS with their ``offers`` as (valid_from, end, price, published_at), the job
-    records as (topic, key, value, partition, offset))."""
+def assembled_tick(row) -> tuple[int, int, list[dict[str, Any]], list[tuple]]:
+    """TickAssembler's row -> (tick, up_to, the site ticks as dicts of SITE_TICK_FIELDS with their
+    ``offers`` as [valid_from, valid_to, price, published_at], the job records as (topic, key, value,
+    partition, offset))."""
     n_site, n_offer = len(SITE_TICK_FIELDS), len(OFFER_FIELDS)
-    ticks, up_tos, site_at = row[0], row[1], row[2]
-    site_columns = row[3:3 + n_site]
-    offer_site, *offers = row[3 + n_site:3 + n_site + n_offer]
-    job_at, *job_columns = row[3 + n_site + n_offer:]
-    sites = [dict(zip(SITE_TICK_FIELDS, values, strict=True)) for values in zip(*site_columns, strict=True)]
+    sites = [dict(zip(SITE_TICK_FIELDS, values, strict=True)) for values in zip(*row[2:2 + n_site], strict=True)]
     for site in sites:
         site["offers"] = []
+    offer_site, *offers = row[2 + n_site:2 + n_site + n_offer]
     for i, offer in zip(offer_site, zip(*offers, strict=True), strict=True):
         sites[i]["offers"].append(offer)
-    out = [(tick, up_to, [], []) for tick, up_to in zip(ticks, up_tos, strict=True)]
-    for at, site in zip(site_at, sites, strict=True):
-        out[at][2].append(site)
-    for at, job in zip(job_at, zip(*job_columns, strict=True), strict=True):
-        out[at][3].append(job)
-    return out
+    jobs = list(zip(*row[2 + n_site + n_offer:], strict=True))
+    return row[0], row[1], sites, jobs

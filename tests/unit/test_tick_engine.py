@@ -22,7 +22,7 @@ from udfs import topics
 from udfs.catalogue import load_catalogue
 from udfs.dispatcher import SiteInputs, site_cost_rows
 from udfs.optimizer import DispatchConfig
-from udfs.records import assembled_ticks
+from udfs.records import assembled_tick
 from udfs.tick_engine import STATE_VERSION, TickEngine
 from udfs.timeutil import tick_at_or_after
 
@@ -229,23 +229,20 @@ def test_a_day_ahead_offer_published_the_day_before_moves_no_watermark_and_is_us
     assert decision["expected_cost"] < decision["greedy_cost"] / 5  # 5 instead of 50 EUR/MWh
 
 
-def test_an_assembled_row_reads_as_ticks_of_site_ticks_and_job_records():
-    # TickAssembler's row (flink_jobs.elements.TICK_TYPE): two ticks; ticks, up_tos, site_at, 13 site
-    # columns, 5 offer columns (the first site tick has two offers, the second one), job_at, 5 job
-    # columns
+def test_an_assembled_tick_row_reads_as_site_ticks_and_job_records():
+    # TickAssembler's row (flink_jobs.elements.TICK_TYPE): tick, up_to, 13 site columns, 5 offer
+    # columns (the first site has two offers, the second one), 5 job columns
     t0 = scenario.DAY_START
-    head = [[t0, t0 + TICK], [t0, t0 + 3 * TICK], [0, 1]]
-    sites = [["ams", "trn"], [t0, t0 + TICK], [True, False], [50.0, None], [t0 + 3_600_000, None], ["EUR", ""],
+    sites = [["ams", "trn"], [t0, t0], [True, False], [50.0, None], [t0 + 3_600_000, None], ["EUR", ""],
              [20.0, None], [60.0, None], [True, True], [None, 12], [0, 1], [2, 0], [0, 3]]
-    offers = [[0, 0, 1], [t0, t0 + 3_600_000, t0], [t0 + 3_600_000, t0 + 7_200_000, t0 + 900_000],
-              [50.0, 55.0, 70.0], [None, t0 - 3_600_000, None]]
-    jobs = [[1], ["jobs"], ["j1"], ['{"job": {}, "raw": ""}'], [0], [9]]
-    (first, second) = assembled_ticks([*head, *sites, *offers, *jobs])
-    assert (first[0], first[1], second[0], second[1]) == (t0, t0, t0 + TICK, t0 + 3 * TICK)
-    (ams,), (trn,) = first[2], second[2]
-    assert ams["site_id"] == "ams" and trn["site_id"] == "trn"
-    assert ams["offers"] == [(t0, t0 + 3_600_000, 50.0, None), (t0 + 3_600_000, t0 + 7_200_000, 55.0, t0 - 3_600_000)]
-    assert trn["offers"] == [(t0, t0 + 900_000, 70.0, None)]
-    assert (trn["capacity_slots"], trn["late_events"], trn["dead_letters"]) == (12, 1, 3)
-    assert ams["price_per_mwh"] == 50.0 and trn["tick_inputs"] is False
-    assert first[3] == [] and second[3] == [("jobs", "j1", '{"job": {}, "raw": ""}', 0, 9)]
+    offers = [[0, 0, 1], [t0, t0 + 3_600_000, t0], [None, None, t0 + 900_000], [50.0, 55.0, 70.0],
+              [None, t0 - 3_600_000, None]]
+    jobs = [["jobs"], ["j1"], ['{"job": {}, "raw": ""}'], [0], [9]]
+    tick, up_to, site_ticks, job_records = assembled_tick([t0, t0 + TICK, *sites, *offers, *jobs])
+    assert (tick, up_to) == (t0, t0 + TICK)
+    assert [s["site_id"] for s in site_ticks] == ["ams", "trn"]
+    assert site_ticks[0]["offers"] == [(t0, None, 50.0, None), (t0 + 3_600_000, None, 55.0, t0 - 3_600_000)]
+    assert site_ticks[1]["offers"] == [(t0, t0 + 900_000, 70.0, None)]
+    assert (site_ticks[1]["capacity_slots"], site_ticks[1]["late_events"], site_ticks[1]["dead_letters"]) == (12, 1, 3)
+    assert site_ticks[0]["price_per_mwh"] == 50.0 and site_ticks[1]["tick_inputs"] is False
+    assert job_records == [("jobs", "j1", '{"job": {}, "raw": ""}', 0, 9)]

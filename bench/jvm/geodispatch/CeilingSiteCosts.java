@@ -36,16 +36,15 @@ public class CeilingSiteCosts implements FlatMapFunction<Row, Row> {
     @Override
     public void flatMap(Row keyed, Collector<Row> out) {
         Row t = (Row) keyed.getField(1);
-        // TickAssembler.batch(): ticks, up_tos, site_at, then the site ticks' columns
-        String[] site = (String[]) t.getField(3);
-        Long[] siteTick = (Long[]) t.getField(4);
-        Boolean[] inputs = (Boolean[]) t.getField(5);
-        Double[] price = (Double[]) t.getField(6);
-        Long[] validTo = (Long[]) t.getField(7);
-        String[] currency = (String[]) t.getField(8);
-        Double[] temp = (Double[]) t.getField(9), rh = (Double[]) t.getField(10);
-        Boolean[] online = (Boolean[]) t.getField(11);
-        Integer[] capacity = (Integer[]) t.getField(12);
+        String[] site = (String[]) t.getField(2);
+        Long[] siteTick = (Long[]) t.getField(3);
+        Boolean[] inputs = (Boolean[]) t.getField(4);
+        Double[] price = (Double[]) t.getField(5);
+        Long[] validTo = (Long[]) t.getField(6);
+        String[] currency = (String[]) t.getField(7);
+        Double[] temp = (Double[]) t.getField(8), rh = (Double[]) t.getField(9);
+        Boolean[] online = (Boolean[]) t.getField(10);
+        Integer[] capacity = (Integer[]) t.getField(11);
         for (int i = 0; i < site.length; i++) {
             double[] p = params.get(site[i]);
             if (!inputs[i] || p == null) {

@@ -1,9 +1,7 @@
 package geodispatch;
 
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.MapState;
@@ -14,20 +12,16 @@ import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
-import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
-import org.apache.flink.streaming.api.watermark.Watermark;
-import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
 
 /**
  * Each dispatch key's ticks, assembled on the JVM: rows (key, job record, site tick) in (one of the
  * last two null), keyed by the dispatch key (SiteTicker's site ticks and counters, the job records),
- * and, once a watermark has passed ticks, one row per key with those ticks out (Operator): (key,
- * (the ticks, each's up_to, their site ticks and job records as one array per field, see batch())).
- * The Python dispatch operator is then called once per key and watermark (in a live stream, once
- * per tick) and keeps no timers, inboxes or heaps of its own; the records wait here, in Flink
- * state, with an event-time timer at their tick.
+ * and one row per key and tick out, once the watermark has passed the tick: (key, (tick, up_to, the
+ * tick's site ticks and job records as one array per field, see batch())). The Python dispatch operator is then called once per key and tick and keeps no timers,
+ * inboxes or heaps of its own; the records wait here, in Flink state, with an event-time timer at
+ * their tick.
  *
  * <p>Which tick a record joins: a site tick its own (SiteTicker emits it before the watermark
  * passes it); a job record the first tick at or after its event time ({@code submitted_at}).
@@ -41,7 +35,7 @@ import org.apache.flink.util.Collector;
  * deadline, which only it knows) after this one: up to the tick the watermark has passed, but not
  * into a tick that still has records waiting here. Once a key has seen a record it keeps a timer
  * at the tick after its last {@code up_to}, so those ticks run as event time passes them even when
- * nothing arrives (one tick per tick boundary the watermark crosses, not one per tick of a jump).
+ * nothing arrives (one row per tick boundary the watermark crosses, not one per tick of a jump).
  *
  * <p>A batch is one array per field (field i of record j at [i][j]), not an array of rows: PyFlink's
  * conversion of an array of rows into Python gives every element the last row's fields.
@@ -69,6 +63,13 @@ public class TickAssembler extends KeyedProcessFunction<Row, Row, Row> {
             throw new IllegalArgumentException("tickMs must be positive");
         }
         this.tickMs = tickMs;
+    }
+
+    @Override
+    public void open(OpenContext openContext) {
+        waiting = getRuntimeContext().getMapState(
+                new MapStateDescriptor<>("waiting", Types.LONG, Types.LIST(WAITING)));
+        upTo = getRuntimeContext().getState(new ValueStateDescriptor<>("up-to", Types.LONG));
     }
 
     @Override
@@ -116,68 +117,35 @@ public class TickAssembler extends KeyedProcessFunction<Row, Row, Row> {
             return; // a heartbeat the dispatcher is already past
         }
         upTo.update(last == null ? until : Math.max(last, until));
-        // handed on by the operator once this watermark has fired all its timers (Operator)
-        due.computeIfAbsent(ctx.getCurrentKey().getField(0), k -> new ArrayList<>())
-                .add(new Object[] {tick, until, records});
+        out.collect(Row.of(ctx.getCurrentKey().getField(0), batch(tick, until, records)));
         if (until <= Long.MAX_VALUE - tickMs) {
             ctx.timerService().registerEventTimeTimer(until + tickMs);
         }
     }
 
-    /** Each key's ticks the current watermark has made due, in order: (tick, up_to, records). */
-    private transient Map<Object, List<Object[]>> due;
-
-    @Override
-    public void open(OpenContext openContext) {
-        waiting = getRuntimeContext().getMapState(
-                new MapStateDescriptor<>("waiting", Types.LONG, Types.LIST(WAITING)));
-        upTo = getRuntimeContext().getState(new ValueStateDescriptor<>("up-to", Types.LONG));
-        due = new LinkedHashMap<>();
-    }
-
-    /** One row per key with every tick the watermark made due (batch()); empties the buffer. */
-    List<Row> drain() {
-        List<Row> rows = new ArrayList<>();
-        due.forEach((key, ticks) -> rows.add(Row.of(key, batch(ticks))));
-        due.clear();
-        return rows;
-    }
-
     /**
-     * (ticks, up_tos, site_at, the site ticks' columns (SiteTicker.SITE's fields before its offers,
-     * one array each; site_at: the index of the tick each belongs to), their offers flattened
-     * (offer_site: the index of the site tick; offer_from, offer_to, offer_price, offer_published),
-     * job_at, the job records' columns (topic, k, v, partition, offset)).
+     * (tick, up_to, the site ticks' columns (SiteTicker.SITE's fields before its offers, one array
+     * each), their offers flattened (offer_site: the index of the site tick; offer_from, offer_to,
+     * offer_price, offer_published), the job records' columns (topic, k, v, partition, offset)).
      */
-    private static Row batch(List<Object[]> ticks) {
+    private static Row batch(long tick, long until, List<Row> waiting) {
         List<Row> sites = new ArrayList<>(), jobs = new ArrayList<>();
-        List<Integer> siteAt = new ArrayList<>(), jobAt = new ArrayList<>();
-        Long[] tickColumn = new Long[ticks.size()], upToColumn = new Long[ticks.size()];
-        for (int t = 0; t < ticks.size(); t++) {
-            tickColumn[t] = (Long) ticks.get(t)[0];
-            upToColumn[t] = (Long) ticks.get(t)[1];
-            @SuppressWarnings("unchecked")
-            List<Row> waiting = (List<Row>) ticks.get(t)[2];
-            for (Row w : waiting == null ? List.<Row>of() : waiting) {
-                if (w.getField(1) != null) {
-                    sites.add((Row) w.getField(1));
-                    siteAt.add(t);
-                } else {
-                    jobs.add((Row) w.getField(0));
-                    jobAt.add(t);
-                }
+        for (Row w : waiting == null ? List.<Row>of() : waiting) {
+            if (w.getField(1) != null) {
+                sites.add((Row) w.getField(1));
+            } else {
+                jobs.add((Row) w.getField(0));
             }
         }
-        Row out = new Row(3 + OFFERS + 5 + 6);
-        out.setField(0, tickColumn);
-        out.setField(1, upToColumn);
-        out.setField(2, siteAt.toArray(new Integer[0]));
+        Row out = new Row(2 + OFFERS + 5 + 5);
+        out.setField(0, tick);
+        out.setField(1, until);
         for (int f = 0; f < OFFERS; f++) {
             Object[] column = (Object[]) java.lang.reflect.Array.newInstance(SITE_COLUMNS[f], sites.size());
             for (int i = 0; i < column.length; i++) {
                 column[i] = sites.get(i).getField(f);
             }
-            out.setField(3 + f, column);
+            out.setField(2 + f, column);
         }
         List<Integer> offerSite = new ArrayList<>();
         List<Long> from = new ArrayList<>(), to = new ArrayList<>(), published = new ArrayList<>();
@@ -193,7 +161,7 @@ public class TickAssembler extends KeyedProcessFunction<Row, Row, Row> {
                 published.add(((Long[]) site.getField(OFFERS + 3))[j]);
             }
         }
-        int at = 3 + OFFERS;
+        int at = 2 + OFFERS;
         out.setField(at, offerSite.toArray(new Integer[0]));
         out.setField(at + 1, from.toArray(new Long[0]));
         out.setField(at + 2, to.toArray(new Long[0]));
@@ -211,39 +179,12 @@ public class TickAssembler extends KeyedProcessFunction<Row, Row, Row> {
             partition[j] = (Integer) r.getField(3);
             offset[j] = (Long) r.getField(4);
         }
-        out.setField(at + 5, jobAt.toArray(new Integer[0]));
-        out.setField(at + 6, topic);
-        out.setField(at + 7, k);
-        out.setField(at + 8, v);
-        out.setField(at + 9, partition);
-        out.setField(at + 10, offset);
+        out.setField(at + 5, topic);
+        out.setField(at + 6, k);
+        out.setField(at + 7, v);
+        out.setField(at + 8, partition);
+        out.setField(at + 9, offset);
         return out;
-    }
-
-    /**
-     * The operator to run a TickAssembler with: once a watermark has fired every timer it made due,
-     * each key's due ticks go out in one row, just before the watermark itself. A backlog's
-     * watermark passes hundreds of ticks: one Python call for them, not one each (the call and
-     * its row conversion cost more than a tick's work). Nothing is held past the watermark, so a
-     * checkpoint barrier never finds ticks waiting here outside the state.
-     */
-    public static class Operator extends KeyedProcessOperator<Row, Row, Row> {
-        private static final long serialVersionUID = 1L;
-
-        public Operator(TickAssembler assembler) {
-            super(assembler);
-        }
-
-        @Override
-        public void processWatermark(Watermark mark) throws Exception {
-            if (timeServiceManager != null) {
-                timeServiceManager.advanceWatermark(mark); // the ticks due fire (onTimer) into the buffer
-            }
-            for (Row row : ((TickAssembler) userFunction).drain()) {
-                output.collect(new StreamRecord<>(row));
-            }
-            super.processWatermark(mark); // nothing left to fire; passes the watermark on
-        }
     }
 
     /** A job record's event time, from the envelope JobRecords wrote ({"job": {..., "submitted_at_ms"}}). */
