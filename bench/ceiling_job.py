@@ -20,7 +20,7 @@ from pyflink.datastream import DataStream
 
 from flink_jobs.config import JAR_DIR, OPERATORS_JAR, load_config
 from flink_jobs.dispatch_job import checked_jobs, declare_sinks, declare_sources, site_ticks, sql_text
-from flink_jobs.elements import SINGLE_KEY, SITE_COST_FIELDS, assembled_ticks
+from flink_jobs.elements import SINGLE_KEY, SITE_COST_FIELDS, SQL_TYPES, assembled_ticks
 from flink_jobs.runtime import create_environments
 from udfs import topics
 from udfs.catalogue import load_catalogue
@@ -28,7 +28,6 @@ from udfs.catalogue import load_catalogue
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = sorted((REPO / "bench" / "jvm" / "geodispatch").glob("*.java"))
 JAR = REPO / ".cache" / "jars" / "bench" / "geodispatch-ceiling.jar"
-_TYPES = {"STRING": Types.STRING(), "DOUBLE": Types.DOUBLE(), "INT": Types.INT(), "BOOLEAN": Types.BOOLEAN()}
 
 
 def ceiling_jar() -> Path:
@@ -77,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     from pyflink.java_gateway import get_gateway
 
     names = ["k", *(name for name, _ in SITE_COST_FIELDS)]
-    out_type = Types.ROW_NAMED(names, [Types.STRING(), *(_TYPES[t] for _, t in SITE_COST_FIELDS)])
+    out_type = Types.ROW_NAMED(names, [Types.STRING(), *(SQL_TYPES[t] for _, t in SITE_COST_FIELDS)])
     costs = DataStream(assembled_ticks(ticks, cfg.tick_minutes * 60_000)._j_data_stream.flatMap(
         get_gateway().jvm.geodispatch.CeilingSiteCosts(site_params(cfg.sites_file)), out_type.get_java_type_info()))
     t_env.create_temporary_view("ceiling_site_costs", t_env.from_data_stream(costs.set_parallelism(1)))

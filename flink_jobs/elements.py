@@ -55,11 +55,12 @@ TICK_TYPE = Types.ROW_NAMED(
 SITE_COST_FIELDS = tuple(zip(SITE_COST_NAMES, (  # the site-costs record (udfs.records): field, SQL type
     "STRING", "STRING", "DOUBLE", "STRING", "STRING", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE", "DOUBLE", "INT",
     "INT", "BOOLEAN", "BOOLEAN", "STRING"), strict=True))
-_SQL_TYPES = {"STRING": Types.STRING(), "DOUBLE": Types.DOUBLE(), "INT": Types.INT(), "BOOLEAN": Types.BOOLEAN()}
+SQL_TYPES = {  # the SQL types of the typed output columns, as PyFlink types
+    "STRING": Types.STRING(), "DOUBLE": Types.DOUBLE(), "INT": Types.INT(), "BOOLEAN": Types.BOOLEAN()}
 _TEXTS = Types.BASIC_ARRAY(Types.STRING())
 OUT_FIELDS = [name for name, _ in SITE_COST_FIELDS] + [
     "dispatch_key", "dispatch_value", "metrics_key", "metrics_value", "dead_key", "dead_value"]
-OUT_TYPE = Types.ROW_NAMED(OUT_FIELDS, [*(Types.BASIC_ARRAY(_SQL_TYPES[t]) for _, t in SITE_COST_FIELDS),
+OUT_TYPE = Types.ROW_NAMED(OUT_FIELDS, [*(Types.BASIC_ARRAY(SQL_TYPES[t]) for _, t in SITE_COST_FIELDS),
                                         _TEXTS, _TEXTS, Types.STRING(), Types.STRING(), _TEXTS, _TEXTS])
 
 
