@@ -394,7 +394,12 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
     }
 
     private long tickAtOrAfter(long t) {
-        return Math.floorDiv(t + tickMs - 1, tickMs) * tickMs;
+        return tickAtOrAfter(t, tickMs);
+    }
+
+    /** The first tick (a multiple of tickMs since the epoch) at or after t; TickAssembler's too. */
+    static long tickAtOrAfter(long t, long tickMs) {
+        return Math.floorDiv(t, tickMs) * tickMs + (Math.floorMod(t, tickMs) == 0 ? 0 : tickMs);
     }
 
     private static int compare(double a0, double a1, double b0, double b1) {

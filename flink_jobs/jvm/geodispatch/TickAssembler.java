@@ -197,7 +197,7 @@ public class TickAssembler extends KeyedProcessFunction<Row, Row, Row> {
     }
 
     private long tickAtOrAfter(long t) {
-        return Math.floorDiv(t, tickMs) * tickMs + (Math.floorMod(t, tickMs) == 0 ? 0 : tickMs);
+        return SiteTicker.tickAtOrAfter(t, tickMs);
     }
 
     private long floorTick(long t) {
