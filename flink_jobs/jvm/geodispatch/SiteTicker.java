@@ -78,14 +78,18 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
     /** Dead letters: (key, dead-letter JSON) for the dead-letter topic. */
     public static final OutputTag<Row> DEAD_LETTERS = InputRecords.DEAD_LETTERS;
     /** The version of {@link SiteState}: a savepoint of another version fails with one line. */
-    public static final int STATE_VERSION = 2;
+    public static final int STATE_VERSION = 3;
     /**
-     * The most offers (distinct valid_from, kept and waiting for their tick) a site holds: a day
-     * back for the forecast and what is published ahead. A 5-minute market needs about 300; a feed
-     * denser than this has its further offers dead-lettered (and counted) until old ones age out,
-     * so a site's state stays bounded whatever its feed sends.
+     * The most offers (distinct valid_from, kept or waiting for their tick) a site holds starting
+     * within half an hour either side of a new one: one a minute. A 5-minute market has 12; a feed
+     * denser than this (a new offer every second) has its further offers dead-lettered and counted,
+     * so a site's state stays bounded whatever its feed sends (history is pruned a day back). The
+     * rule looks at the offers' own times, never at how far the watermark has come, so a backlog
+     * replay (offers read far ahead of the watermark, waiting here) takes exactly what a live run
+     * takes.
      */
-    public static final int MAX_OFFERS = 1000;
+    public static final int MAX_OFFERS_PER_HOUR = 60;
+    private static final long HALF_HOUR_MS = 1_800_000L;
 
     private final Map<String, Long> offerIntervalMs; // site -> its offer interval (the catalogue)
     private final Map<String, String> dispatchKey; // site -> the key of the dispatcher that decides it
@@ -168,20 +172,20 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
             late.inc();
             s.late++;
             countsTimer(s, ctx);
-        } else if (r.topic.equals(InputRecords.PRICES) && !s.offers.containsKey(r.validFromMs)
-                && heldOffers(s, watermark) >= MAX_OFFERS) {
+        } else if (r.topic.equals(InputRecords.PRICES) && offersNear(s, r.validFromMs) >= MAX_OFFERS_PER_HOUR) {
             offersOverCap.inc();
             deadLetters.inc();
             s.deadLetters++;
             ctx.output(DEAD_LETTERS, InputRecords.deadLetter(rec, "valid_from: site " + r.siteId + " already holds "
-                    + MAX_OFFERS + " offers, the most a site keeps (a day back and ahead): the feed is too dense"));
+                    + MAX_OFFERS_PER_HOUR + " offers starting within half an hour of it, the most a site takes (one a"
+                    + " minute): the feed is too dense"));
             countsTimer(s, ctx);
         } else {
             long tick = tickAtOrAfter(r.eventMs);
             s.pending.computeIfAbsent(tick, t -> new ArrayList<>()).add(fp);
             s.pendingFps.add(fp);
             if (r.topic.equals(InputRecords.PRICES)) {
-                s.pendingOffers++;
+                s.pendingFrom.merge(r.validFromMs, 1, Integer::sum);
             }
             if (tick > watermark) { // else: an offer still in force, applied at the site's next tick
                 ctx.timerService().registerEventTimeTimer(tick);
@@ -210,9 +214,23 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
 
     /** Offers the site holds once those older than the day kept back are forgotten (a site that stopped ticking
      * has not pruned them). */
-    private int heldOffers(SiteState s, long watermark) {
-        keepFromLatest(s.offers, watermark - historyMs);
-        return s.offers.size() + s.pendingOffers;
+    /**
+     * The other offers (distinct valid_from, kept or waiting) starting within half an hour of
+     * {@code validFrom}; 0 when an offer with that valid_from is held already (a new version of it
+     * adds nothing to the state).
+     */
+    private static int offersNear(SiteState s, long validFrom) {
+        if (s.offers.containsKey(validFrom) || s.pendingFrom.containsKey(validFrom)) {
+            return 0;
+        }
+        long lo = validFrom - HALF_HOUR_MS, hi = validFrom + HALF_HOUR_MS;
+        int n = s.offers.subMap(lo, hi).size();
+        for (Long from : s.pendingFrom.subMap(lo, hi).keySet()) {
+            if (!s.offers.containsKey(from)) {
+                n++;
+            }
+        }
+        return n;
     }
 
     /**
@@ -272,7 +290,7 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
         InputRecords.SiteRecord r = InputRecords.parse(fp.substring(0, bar), fp.substring(bar + 1), null);
         switch (r.topic) {
             case InputRecords.PRICES: {
-                s.pendingOffers--;
+                s.pendingFrom.computeIfPresent(r.validFromMs, (k, n) -> n > 1 ? n - 1 : null);
                 s.seen.put(fp, r.validFromMs); // remembered until the offer can no longer arrive on time
                 Offer o = new Offer(r.validToMs, r.price, r.currency, r.source, r.publishedMs);
                 Offer cur = s.offers.get(r.validFromMs);
@@ -504,7 +522,7 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
         public HashMap<String, Long> seen = new HashMap<>(); // fingerprint -> when it stops mattering
         public TreeMap<Long, ArrayList<String>> pending = new TreeMap<>(); // tick -> accepted records due then
         public HashSet<String> pendingFps = new HashSet<>();
-        public int pendingOffers; // price records among them (MAX_OFFERS counts them with the kept offers)
+        public TreeMap<Long, Integer> pendingFrom = new TreeMap<>(); // valid_from -> price records waiting
         public Long chainTick; // the next tick while an offer is in force
         public Long countsTimer; // the pending counters-only timer
         public Long lastTick; // the latest timer that fired: the watermark has passed it

@@ -37,6 +37,7 @@ public final class SiteTickerTest {
                 SiteTickerTest::staleWeatherAndStatusAtTheTick,
                 SiteTickerTest::badRecordsAreDeadLetteredWithTheirReason,
                 SiteTickerTest::aFeedDenserThanTheCapIsDeadLetteredAndTheStateStaysBounded,
+                SiteTickerTest::aBacklogTakesTheSameOffersAsALiveRun,
                 SiteTickerTest::aRestoredOperatorContinuesIdentically,
                 SiteTickerTest::timestampsAndNumbersReadAsTheContractSays)) {
             c.run();
@@ -201,26 +202,40 @@ public final class SiteTickerTest {
     static void aFeedDenserThanTheCapIsDeadLetteredAndTheStateStaysBounded() throws Exception {
         var h = harness();
         int extra = 3;
-        // one offer a minute from 10:00, each for a minute: MAX_OFFERS of them are kept, the rest not
-        for (int i = 0; i < SiteTicker.MAX_OFFERS + extra; i++) {
-            send(h, "prices", "ams", price("ams", T0 + i * MIN, T0 + (i + 1) * MIN, 40.0 + i % 7));
+        long step = 20_000; // one offer every 20 s from 10:00, each for 20 s: 60 an hour are taken, the rest not
+        for (int i = 0; i < SiteTicker.MAX_OFFERS_PER_HOUR + extra; i++) {
+            send(h, "prices", "ams", price("ams", T0 + i * step, T0 + (i + 1) * step, 40.0 + i % 7));
         }
         List<JsonNode> dead = deadLetters(h);
         eq(extra, dead.size(), "the offers past the cap");
         String reason = dead.get(0).get("error").asText();
-        check(reason.equals("valid_from: site ams already holds " + SiteTicker.MAX_OFFERS
-                + " offers, the most a site keeps (a day back and ahead): the feed is too dense"), reason);
+        check(reason.equals("valid_from: site ams already holds " + SiteTicker.MAX_OFFERS_PER_HOUR
+                + " offers starting within half an hour of it, the most a site takes (one a minute): the feed is"
+                + " too dense"), reason);
+        // a new version of an offer held is taken (it adds nothing), and so is one an hour on
+        send(h, "prices", "ams", price("ams", T0, T0 + step, 99.0));
+        send(h, "prices", "ams", price("ams", T0 + HOUR, T0 + 2 * HOUR, 55.0));
+        eq(0, deadLetters(h).size(), "a new version and an offer outside the half hour are taken");
         h.processWatermark(T0 + TICK);
-        eq(extra, ticks(h).get(0).get("dead_letters").intValue(), "counted with the site's first tick");
-        // two days on, the old offers have aged out of the day kept back: new ones are taken again
-        long later = T0 + 48 * HOUR;
-        h.processWatermark(later - TICK);
-        ticks(h);
-        send(h, "prices", "ams", price("ams", later, later + HOUR, 55.0));
-        h.processWatermark(later);
-        eq(0, deadLetters(h).size(), "taken again once old offers aged out");
         List<JsonNode> t = ticks(h);
-        eq(55.0, t.get(t.size() - 1).get("price_per_mwh").doubleValue(), "and in force");
+        eq(extra, t.get(0).get("dead_letters").intValue(), "counted with the site's first tick");
+        eq(99.0, t.get(0).get("price_per_mwh").doubleValue(), "the new version in force at 10:00");
+        h.close();
+    }
+
+    static void aBacklogTakesTheSameOffersAsALiveRun() throws Exception {
+        // four days of a 5-minute market (1,152 offers) read before any watermark, as a replay reads
+        // them far ahead of it: every offer waits for its tick, none is refused, every tick goes out
+        var h = harness();
+        int n = 4 * 24 * 12;
+        for (int i = 0; i < n; i++) {
+            send(h, "prices", "chi", price("chi", T0 + i * 5 * MIN, T0 + (i + 1) * 5 * MIN, 20.0 + i % 11));
+        }
+        eq(0, deadLetters(h).size(), "no offer refused in a backlog");
+        h.processWatermark(T0 + (n - 1) * 5 * MIN);
+        List<JsonNode> t = ticks(h);
+        eq(n, t.size(), "a tick per offer");
+        eq(20.0 + (n - 1) % 11, t.get(n - 1).get("price_per_mwh").doubleValue(), "the last offer in force");
         h.close();
     }
 
