@@ -11,7 +11,7 @@ from __future__ import annotations
 from pyflink.common import Row
 from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
-from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from flink_jobs.elements import SINGLE_KEY, dead_letter_text, out_row, subtask_index
 from udfs.catalogue import load_catalogue
@@ -31,7 +31,8 @@ class TickOperator(KeyedProcessFunction):
     ticks), and the tick's site ticks (SiteTicker) and job records as one array per field. It has no
     timers or inboxes: Flink holds the records and fires the ticks.
 
-    State: the small core (last tick, counters), the dispatcher and the offer books. The key's
+    State: the small core (last tick, counters), the dispatcher and the offer books (one map entry
+    per offer, so a tick writes only the offers it changed). The key's
     engine lives in memory between calls, restored from that state when the key is first seen
     after a (re)start, and written back after each call whatever changed."""
 
@@ -64,7 +65,10 @@ class TickOperator(KeyedProcessFunction):
 
         self.core_state = state("engine-core")
         self.dispatcher_state = state("dispatcher")
-        self.books_state = state("offer-books")
+        # one entry per offer ("site|valid_from" -> (end, price, published)): a tick writes only
+        # the offers it changed, not every site's day of history again
+        self.books_state = runtime_context.get_map_state(
+            MapStateDescriptor("offer-book", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
         group = runtime_context.get_metrics_group().add_group("geodispatch")
         group.gauge("pending_jobs", lambda: self.pending_gauge_value)
         group.gauge("solve_ms", lambda: int(round(self.solve_ms_value)))  # the last tick's; a gauge must be an int
@@ -78,7 +82,8 @@ class TickOperator(KeyedProcessFunction):
         engine = self.engines.get(key)
         if engine is None:
             engine = TickEngine(self.shard_catalogues.get(key, self.catalogue), self.tick_len_ms, self.config)
-            engine.restore(self.core_state.value(), self.dispatcher_state.value(), self.books_state.value())
+            engine.restore(self.core_state.value(), self.dispatcher_state.value(),
+                           ((_offer_of(entry), offer) for entry, offer in self.books_state.items()))
             self.engines[key] = engine
             self.dispatcher_signatures[key] = engine.dispatcher.signature()
         return engine
@@ -98,12 +103,16 @@ class TickOperator(KeyedProcessFunction):
             shard = self.shard_of_key.get(key)
             for result in results:
                 yield self._tick_row(result, shard)
-            self.books_state.update(engine.books_state())
             signature = engine.dispatcher.signature()
             if signature != self.dispatcher_signatures[key]:
                 self.dispatcher_state.update(engine.dispatcher.to_state())
                 self.dispatcher_signatures[key] = signature
             self.pending_gauge_value = len(engine.dispatcher.pending)
+        for (site_id, valid_from), offer in engine.take_book_changes().items():
+            if offer is None:
+                self.books_state.remove(f"{site_id}|{valid_from}")
+            else:
+                self.books_state.put(f"{site_id}|{valid_from}", offer)
         self.core_state.update(engine.core_state())
 
     def _tick_row(self, result: TickResult, shard: int | None) -> Row:
@@ -123,3 +132,9 @@ class TickOperator(KeyedProcessFunction):
                               json_text({**metrics, "shard": shard, "subtask": self.subtask}))
         return out_row(out.site_costs, [(rec["job_id"], json_text(rec)) for rec in out.decisions], metrics_record,
                        [(d.key, dead_letter_text(d)) for d in result.dead])
+
+
+def _offer_of(entry: str) -> tuple[str, int]:
+    """An offer-book map key ("site|valid_from") as (site, valid_from)."""
+    site_id, valid_from = entry.rsplit("|", 1)
+    return site_id, int(valid_from)

@@ -36,12 +36,16 @@ class KnownOffers:
             self._starts.insert(i, valid_from)
             self._offers.insert(i, (end, price, published))
 
-    def prune(self, before_ms: int) -> None:
-        """Drop the offers superseded before ``before_ms``; the newest starting at or before it stays."""
+    def prune(self, before_ms: int) -> list[int]:
+        """Drop the offers superseded before ``before_ms`` (the newest starting at or before it
+        stays); returns the ``valid_from`` of those dropped."""
         i = bisect.bisect_right(self._starts, before_ms) - 1
-        if i > 0:
-            del self._starts[:i]
-            del self._offers[:i]
+        if i <= 0:
+            return []
+        dropped = self._starts[:i]
+        del self._starts[:i]
+        del self._offers[:i]
+        return dropped
 
     def known(self, t_ms: int, since_ms: int) -> tuple[tuple[int, int, float], ...]:
         """(valid_from, end, price) of the offers known at ``t_ms`` (published by then) that can

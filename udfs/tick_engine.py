@@ -29,7 +29,8 @@ from udfs.records import ParsedRecord, job_event
 from udfs.timeutil import tick_at_or_after
 
 COUNTERS = ("late_events", "duplicates", "dead_letters")  # what a site tick reports besides inputs
-STATE_VERSION = 4  # of core_state(); 3 kept its own inbox and due ticks, 2 parsed every record
+# of core_state(); 4 kept the offer books as one value, 3 its own inbox and due ticks, 2 parsed every record
+STATE_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class TickEngine:
         self.dispatcher = Dispatcher(catalogue, config)
         # each site's offers as its ticks reported them, a day back: the plan ahead prices with them
         self.books: dict[str, KnownOffers] = {}
+        # what changed in the books since the operator last took it: (site, valid_from) -> the
+        # offer (end, price, published) or None (dropped); the operator writes only that to state
+        self.book_changes: dict[tuple[str, int], tuple | None] = {}
         self.last_tick: int | None = None
         self.counts: dict[str, int] = {}
 
@@ -140,7 +144,9 @@ class TickEngine:
             book = self.books[site_id] = KnownOffers()
         for valid_from, end, price, published in p["offers"]:  # resolved on the JVM (SiteTicker)
             book.put(valid_from, end, float(price), published)
-        book.prune(tick - HISTORY_MS)
+            self.book_changes[site_id, valid_from] = (end, float(price), published)
+        for valid_from in book.prune(tick - HISTORY_MS):
+            self.book_changes[site_id, valid_from] = None
         return book
 
     def _site_inputs(self, p: dict[str, Any], tick: int) -> SiteInputs:
@@ -155,11 +161,15 @@ class TickEngine:
     def core_state(self) -> dict[str, Any]:
         return {"version": STATE_VERSION, "last_tick": self.last_tick, "counts": self.counts}
 
-    def books_state(self) -> dict[str, list[tuple]]:
-        return {site_id: book.to_state() for site_id, book in self.books.items()}
+    def take_book_changes(self) -> dict[tuple[str, int], tuple | None]:
+        """The books' changes since the last call (``book_changes``), handed over and forgotten."""
+        changes, self.book_changes = self.book_changes, {}
+        return changes
 
     def restore(self, core: dict[str, Any] | None, dispatcher: dict[str, Any] | None,
-                books: dict[str, list[tuple]] | None) -> None:
+                book_entries: Iterable[tuple[tuple[str, int], tuple]] = ()) -> None:
+        """From the operator's state; ``book_entries``: ((site, valid_from), (end, price, published))
+        of every offer kept, as ``take_book_changes`` handed them over (any order)."""
         core = core or {}
         if core and core.get("version") != STATE_VERSION:
             raise ValueError(f"dispatch engine state is version {core.get('version', 2)}, this job reads "
@@ -167,4 +177,8 @@ class TickEngine:
         self.dispatcher.load_state(dispatcher)
         self.last_tick = core.get("last_tick")
         self.counts = dict(core.get("counts") or {})
-        self.books = {site_id: KnownOffers(offers) for site_id, offers in (books or {}).items()}
+        books: dict[str, list[tuple]] = {}
+        for (site_id, valid_from), offer in book_entries:
+            books.setdefault(site_id, []).append((valid_from, *offer))
+        self.books = {site_id: KnownOffers(sorted(offers)) for site_id, offers in books.items()}
+        self.book_changes = {}
