@@ -442,21 +442,28 @@ def plan_problem(jobs: Iterable[Job], sites: Iterable[SitePlan], tick_ms: int, *
     dly = (rate * ref)[:, None] * wait_h  # (j, t)
     coef = np.where(ok, cost + dly[:, None, :], np.inf)
     flat = coef.reshape(n_j, n_s * n_t)
-    # canonical order of a job's options: coef, then site (sorted by id), then start
-    order = np.argsort(flat, axis=1, kind="stable")
+    # which options enter the model (Reduction), as a mask over (job, site x start)
+    keep = np.zeros(flat.shape, dtype=bool)
+    rows = np.arange(n_j)[:, None]
+    order = np.argsort(flat, axis=1, kind="stable")  # canonical order: coef, then site (sorted by id), start
+    keep[rows, order[:, : reduction.top]] = True
     best_site = np.argsort(coef, axis=2, kind="stable")[:, :, : reduction.per_site]  # (j, s, k)
-    options: list[tuple[Option, ...]] = []
-    for jn in range(n_j):
-        row = flat[jn]
-        keep = {int(i) for i in order[jn, : reduction.top] if np.isfinite(row[i])}
-        site_best = coef[jn, np.arange(n_s), best_site[jn, :, 0]]
-        for si in np.argsort(site_best, kind="stable")[: reduction.sites]:
-            keep.update(int(si * n_t + ti) for ti in best_site[jn, si] if np.isfinite(coef[jn, si, ti]))
-        if fits_now[jn].any():
-            keep.add(int(np.argmin(now_cost[jn])) * n_t)
-        opts = sorted(keep, key=lambda i, row=row: (row[i], i))
-        options.append(tuple(Option(i // n_t, starts[i % n_t], float(cost[jn, i // n_t, i % n_t]),
-                                    float(known[jn, i // n_t, i % n_t]), float(dly[jn, i % n_t])) for i in opts))
+    site_best = coef[rows, np.arange(n_s)[None, :], best_site[:, :, 0]]  # (j, s)
+    top_sites = np.argsort(site_best, axis=1, kind="stable")[:, : reduction.sites]  # (j, m)
+    at_site = np.take_along_axis(best_site, top_sites[:, :, None], axis=1)  # (j, m, k)
+    keep[rows[:, :, None], top_sites[:, :, None] * n_t + at_site] = True
+    keep &= np.isfinite(flat)
+    now_jobs = np.flatnonzero(fits_now.any(axis=1))  # and each job's cheapest start now
+    keep[now_jobs, np.argmin(now_cost[now_jobs], axis=1) * n_t] = True
+    ranked = np.take_along_axis(keep, order, axis=1)
+    job_of, rank = np.nonzero(ranked)  # row-major: by job, then in canonical order
+    idx = order[job_of, rank]
+    site_of, point = idx // n_t, idx % n_t
+    made = zip(site_of.tolist(), np.asarray(starts)[point].tolist(), cost[job_of, site_of, point].tolist(),
+               known[job_of, site_of, point].tolist(), dly[job_of, point].tolist(), strict=True)
+    every = [Option(*o) for o in made]
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(job_of, minlength=n_j)))).tolist()
+    options: list[tuple[Option, ...]] = [tuple(every[bounds[jn]:bounds[jn + 1]]) for jn in range(n_j)]
     base = 1.0 + sum(max((abs(o.cost + o.delay) for o in opts), default=0.0) for opts in options)
     bonus = tuple(base * (10 - j.priority) for j in js)
     # greedy by priority at the last chance: the jobs it starts now must start now in every plan
