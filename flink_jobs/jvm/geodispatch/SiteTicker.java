@@ -212,8 +212,6 @@ public class SiteTicker extends KeyedProcessFunction<Row, Row, Row> {
         return r.eventMs <= watermark;
     }
 
-    /** Offers the site holds once those older than the day kept back are forgotten (a site that stopped ticking
-     * has not pruned them). */
     /**
      * The other offers (distinct valid_from, kept or waiting) starting within half an hour of
      * {@code validFrom}; 0 when an offer with that valid_from is held already (a new version of it

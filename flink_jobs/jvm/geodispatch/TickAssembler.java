@@ -19,9 +19,9 @@ import org.apache.flink.util.Collector;
  * Each dispatch key's ticks, assembled on the JVM: rows (key, job record, site tick) in (one of the
  * last two null), keyed by the dispatch key (SiteTicker's site ticks and counters, the job records),
  * and one row per key and tick out, once the watermark has passed the tick: (key, (tick, up_to, the
- * tick's site ticks and job records as one array per field, see batch())). The Python dispatch operator is then called once per key and tick and keeps no timers,
- * inboxes or heaps of its own; the records wait here, in Flink state, with an event-time timer at
- * their tick.
+ * tick's site ticks and job records as one array per field, see batch())). The Python dispatch
+ * operator is then called once per key and tick and keeps no timers, inboxes or heaps of its own;
+ * the records wait here, in Flink state, with an event-time timer at their tick.
  *
  * <p>Which tick a record joins: a site tick its own (SiteTicker emits it before the watermark
  * passes it); a job record the first tick at or after its event time ({@code submitted_at}).
