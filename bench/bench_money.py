@@ -186,6 +186,7 @@ class PolicyResult:
     waits_h: list[float] = field(default_factory=list)
     solve_s: list[float] = field(default_factory=list)
     full_plans: int = 0  # ticks the plan was made in full (udfs.planner)
+    wall_clock: int = 0  # ticks whose solve the wall-clock safety net ended (decisions may then vary)
     seconds: float = 0.0
     placements: dict[str, tuple[str, int]] = field(default_factory=dict)
 
@@ -256,6 +257,7 @@ def run_policy(name: str, jobs: list[Job], month: Month, cfg: DispatchConfig, ca
         if name == "milp":
             result = planner.decide(prob)
             res.full_plans += int(result.replanned)
+            res.wall_clock += int(result.wall_clock_limit)
             starts = {jid: (p.site_id, p.cost) for jid, p in result.plan.items() if p.start_ms == t}
         else:
             if name == "greedy":
@@ -418,12 +420,18 @@ def run_variant(args, month_name: str, variant: str, log=print) -> dict:
     for name in args.policies.split(","):
         r = run_policy(name, jobs, month, cfg, scale, home_sites, headroom=not args.no_headroom)
         results[name] = r
+        if args.decisions:  # every start, to compare two runs byte for byte (cmp)
+            out = Path(args.decisions) / f"{month_name}-{variant}-{name}.tsv"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text("".join(f"{t}\t{jid}\t{sid}\n" for jid, (sid, t) in
+                                   sorted(r.placements.items(), key=lambda kv: (kv[1][1], kv[0]))))
         log(f"  {name:12s} cost {r.cost:10,.2f} EUR  {r.mwh:8,.2f} MWh  placed {r.placed:,}  missed {r.missed:,}  "
             f"(by priority {dict(sorted(r.missed_by_priority.items()))})  unplaced {r.unplaced_end:,}  "
             f"{r.cost / max(r.compute_hours, 1e-9) * 1000:.2f} EUR/1000ch  "
             f"wait mean {np.mean(r.waits_h or [0]):.2f} h p95 {np.percentile(r.waits_h or [0], 95):.2f} h "
             f"[{r.seconds:.1f} s, solve p95 {np.percentile(r.solve_s or [0], 95) * 1000:.0f} ms"
-            f"{f', {r.full_plans:,} of {len(r.solve_s):,} ticks planned in full' if name == 'milp' else ''}]")
+            f"{f', {r.full_plans:,} of {len(r.solve_s):,} ticks planned in full' if name == 'milp' else ''}"
+            f"{f', wall-clock net fired {r.wall_clock:,} times' if r.wall_clock else ''}]")
     milp = results.get("milp")
     placed_jobs = [j for j in jobs if milp is None or j.job_id in milp.placements]
     hind = hindsight_relaxed(placed_jobs, month, cfg, scale)
@@ -503,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replan", choices=REPLAN_MODES, default=DispatchConfig.replan,
                     help="the plan in full only when its inputs changed (default) or at every tick")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--decisions", metavar="DIR", default=None,
+                    help="write every start (tick, job, site) per month, variant and policy to DIR/*.tsv")
     args = ap.parse_args(argv)
     if not (REPO / "data" / "sample" / "manifest.json").exists():
         print("error: data/sample missing: run `make sample-data`", file=sys.stderr)

@@ -21,6 +21,8 @@ import bisect
 import hashlib
 from collections.abc import Callable, Iterable
 
+import numpy as np
+
 from udfs.objective import Option, PlanProblem, free_slots, greedy_order
 
 Chosen = dict[int, Option]
@@ -36,33 +38,32 @@ def now_option(prob: PlanProblem, jn: int, si: int) -> Option:
     return option
 
 
-def _fill(prob: PlanProblem, rank: Callable[[int], tuple], allowed: Callable[[int, int], bool] | None = None,
+def _fill(prob: PlanProblem, rank: np.ndarray, allowed: Callable[[int], np.ndarray] | None = None,
           headroom: bool = False) -> Chosen:
+    """Jobs in greedy order, each to the site of lowest ``rank`` (per site; ties: site id) among
+    those it is allowed (``allowed``: per job, a mask over sites) with room now."""
     # a job starting now needs room at every start point its run covers (placements held outside
     # the problem may start later, udfs.objective.restricted); movable work starting now keeps
     # under each site's start cap
     free = free_slots(prob).copy()
     free_movable = free_slots(prob, headroom=True).copy()
     cap_now = prob.start_cap_left[:, 0].copy()
+    site_ids = [s.site_id for s in prob.sites]
     chosen: Chosen = {}
     for jn in greedy_order(prob.jobs, prob.tick_ms, prob.tick_len_ms):
         job = prob.jobs[jn]
-        held = headroom and prob.keeps_headroom(jn)
         run = bisect.bisect_left(prob.starts, prob.tick_ms + job.duration_ms)
-        best = None
-        for si, site in enumerate(prob.sites):
-            if free[si, 0] < job.slots or not job.allows(site.site_id) or (allowed is not None and not allowed(jn, si)):
-                continue
-            if free[si, :run].min() < job.slots:
-                continue
-            if held and (cap_now[si] < job.slots or free_movable[si, :run].min() < job.slots):
-                continue
-            k = (rank(si), site.site_id)
-            if best is None or k < best[0]:
-                best = (k, si)
-        if best is None:
+        ok = free[:, :run].min(axis=1) >= job.slots
+        if job.sites is not None:
+            ok &= np.fromiter((job.allows(sid) for sid in site_ids), bool, len(site_ids))
+        if allowed is not None:
+            ok &= allowed(jn)
+        held = headroom and prob.keeps_headroom(jn)
+        if held:
+            ok &= (cap_now >= job.slots) & (free_movable[:, :run].min(axis=1) >= job.slots)
+        if not ok.any():
             continue
-        si = best[1]
+        si = int(np.flatnonzero(ok)[np.argmin(rank[ok])])  # sites are sorted by id: the first of a tie
         free[si, :run] -= job.slots
         if prob.keeps_headroom(jn):
             free_movable[si, :run] -= job.slots
@@ -74,14 +75,14 @@ def _fill(prob: PlanProblem, rank: Callable[[int], tuple], allowed: Callable[[in
 def greedy(prob: PlanProblem, headroom: bool = False) -> Chosen:
     """``headroom``: movable jobs leave each site's urgent reserve free (the plan's safety net and
     warm start, udfs.headroom); without it, the plain rule (the baseline)."""
-    return _fill(prob, lambda si: (prob.sites[si].curve.rate_now(),), headroom=headroom)
+    return _fill(prob, np.asarray([s.curve.rate_now() for s in prob.sites], dtype=np.float64), headroom=headroom)
 
 
 def price_only(prob: PlanProblem) -> Chosen:
     for s in prob.sites:
         if s.price_per_mwh is None:
             raise ValueError(f"price_only: site {s.site_id!r}: price_per_mwh missing")
-    return _fill(prob, lambda si: (prob.sites[si].price_per_mwh,))
+    return _fill(prob, np.asarray([s.price_per_mwh for s in prob.sites], dtype=np.float64))
 
 
 def round_robin(prob: PlanProblem, start: int = 0) -> tuple[Chosen, int]:
@@ -119,5 +120,5 @@ def local_only(prob: PlanProblem, home_sites: Iterable[str]) -> Chosen:
         job = prob.jobs[jn]
         return job.home_site or hashed_site(job.job_id, homes)
 
-    target = [home(jn) for jn in range(len(prob.jobs))]
-    return _fill(prob, lambda si: (0,), allowed=lambda jn, si: prob.sites[si].site_id == target[jn])
+    site_ids = np.asarray([s.site_id for s in prob.sites], dtype=object)
+    return _fill(prob, np.zeros(len(prob.sites)), allowed=lambda jn: site_ids == home(jn))
