@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Callable, Iterable
-
-import numpy as np
+from collections.abc import Callable, Iterable, Sequence
 
 from udfs.objective import Option, PlanProblem, free_slots, greedy_order
 
@@ -38,51 +36,52 @@ def now_option(prob: PlanProblem, jn: int, si: int) -> Option:
     return option
 
 
-def _fill(prob: PlanProblem, rank: np.ndarray, allowed: Callable[[int], np.ndarray] | None = None,
+def _fill(prob: PlanProblem, rank: Sequence[float], allowed: Callable[[int], str | None] | None = None,
           headroom: bool = False) -> Chosen:
-    """Jobs in greedy order, each to the site of lowest ``rank`` (per site; ties: site id) among
-    those it is allowed (``allowed``: per job, a mask over sites) with room now."""
+    """Jobs in greedy order, each to the site of lowest ``rank`` (ties: site id) that it is allowed
+    (``allowed``: per job, the one site it may use) and that has room for its whole run now."""
     # a job starting now needs room at every start point its run covers (placements held outside
     # the problem may start later, udfs.objective.restricted); movable work starting now keeps
     # under each site's start cap
     free = free_slots(prob).copy()
     free_movable = free_slots(prob, headroom=True).copy()
     cap_now = prob.start_cap_left[:, 0].copy()
-    site_ids = [s.site_id for s in prob.sites]
+    by_rank = sorted(range(len(prob.sites)), key=lambda si: (rank[si], si))  # sites are sorted by id
     chosen: Chosen = {}
     for jn in greedy_order(prob.jobs, prob.tick_ms, prob.tick_len_ms):
         job = prob.jobs[jn]
-        run = bisect.bisect_left(prob.starts, prob.tick_ms + job.duration_ms)
-        ok = free[:, :run].min(axis=1) >= job.slots
-        if job.sites is not None:
-            ok &= np.fromiter((job.allows(sid) for sid in site_ids), bool, len(site_ids))
-        if allowed is not None:
-            ok &= allowed(jn)
+        n = job.slots
         held = headroom and prob.keeps_headroom(jn)
-        if held:
-            ok &= (cap_now >= job.slots) & (free_movable[:, :run].min(axis=1) >= job.slots)
-        if not ok.any():
-            continue
-        si = int(np.flatnonzero(ok)[np.argmin(rank[ok])])  # sites are sorted by id: the first of a tie
-        free[si, :run] -= job.slots
-        if prob.keeps_headroom(jn):
-            free_movable[si, :run] -= job.slots
-            cap_now[si] -= job.slots
-        chosen[jn] = now_option(prob, jn, si)
+        only = allowed(jn) if allowed is not None else None
+        run = bisect.bisect_left(prob.starts, prob.tick_ms + job.duration_ms)
+        for si in by_rank:  # the first site that takes it is the best
+            site_id = prob.sites[si].site_id
+            if free[si, 0] < n or not job.allows(site_id) or (allowed is not None and site_id != only):
+                continue
+            if free[si, :run].min() < n:
+                continue
+            if held and (cap_now[si] < n or free_movable[si, :run].min() < n):
+                continue
+            free[si, :run] -= n
+            if prob.keeps_headroom(jn):
+                free_movable[si, :run] -= n
+                cap_now[si] -= n
+            chosen[jn] = now_option(prob, jn, si)
+            break
     return chosen
 
 
 def greedy(prob: PlanProblem, headroom: bool = False) -> Chosen:
     """``headroom``: movable jobs leave each site's urgent reserve free (the plan's safety net and
     warm start, udfs.headroom); without it, the plain rule (the baseline)."""
-    return _fill(prob, np.asarray([s.curve.rate_now() for s in prob.sites], dtype=np.float64), headroom=headroom)
+    return _fill(prob, [s.curve.rate_now() for s in prob.sites], headroom=headroom)
 
 
 def price_only(prob: PlanProblem) -> Chosen:
     for s in prob.sites:
         if s.price_per_mwh is None:
             raise ValueError(f"price_only: site {s.site_id!r}: price_per_mwh missing")
-    return _fill(prob, np.asarray([s.price_per_mwh for s in prob.sites], dtype=np.float64))
+    return _fill(prob, [s.price_per_mwh for s in prob.sites])
 
 
 def round_robin(prob: PlanProblem, start: int = 0) -> tuple[Chosen, int]:
@@ -120,5 +119,4 @@ def local_only(prob: PlanProblem, home_sites: Iterable[str]) -> Chosen:
         job = prob.jobs[jn]
         return job.home_site or hashed_site(job.job_id, homes)
 
-    site_ids = np.asarray([s.site_id for s in prob.sites], dtype=object)
-    return _fill(prob, np.zeros(len(prob.sites)), allowed=lambda jn: site_ids == home(jn))
+    return _fill(prob, [0.0] * len(prob.sites), allowed=home)
