@@ -172,6 +172,9 @@ class _Model(pulp.LpProblem):  # type: ignore[misc,valid-type]
     def variables(self) -> list[pulp.LpVariable]:
         return self._variables
 
+    def _add_variables(self, variables: Iterable[pulp.LpVariable]) -> None:
+        """Every variable was registered when made: nothing to scan when a constraint is added."""
+
 
 class _WarmHiGHS(pulp.HiGHS):  # type: ignore[misc,valid-type]
     """pulp.HiGHS that first solves the LP relaxation and rounds it to a feasible plan
@@ -358,16 +361,17 @@ def build_model(prob: PlanProblem) -> tuple[pulp.LpProblem, dict[tuple[int, int]
 
 def _start_cap_rows(model: pulp.LpProblem, prob: PlanProblem, x: dict[tuple[int, int], pulp.LpVariable]) -> None:
     """Per (site, start point): the slots of movable work starting there <= the site's start cap."""
+    arrays = _option_arrays(prob, [j for j in range(len(prob.jobs)) if prob.keeps_headroom(j)])
+    if arrays is None:
+        return
+    _, opts, site, start, _, slots = arrays
     caps = prob.start_cap_left
-    point = {t: p for p, t in enumerate(prob.starts)}
-    rows: dict[tuple[int, int], list[tuple[pulp.LpVariable, int]]] = {}
-    for j, opts in enumerate(prob.options):
-        if prob.keeps_headroom(j):
-            for k, o in enumerate(opts):
-                rows.setdefault((o.site, point[o.start_ms]), []).append((x[j, k], prob.jobs[j].slots))
-    for (s, p), terms in sorted(rows.items()):
-        if sum(n for _, n in terms) > caps[s, p]:
-            model += pulp.LpAffineExpression(terms) <= int(caps[s, p]), f"startcap_{s:05d}_{p:03d}"
+    keys = site * len(prob.starts) + np.searchsorted(np.asarray(prob.starts, dtype=np.int64), start)
+    order = np.argsort(keys, kind="stable")  # within a row, options stay in canonical order
+    keys, opts, slots = keys[order], opts[order], slots[order]
+    binding = np.bincount(keys, weights=slots, minlength=caps.size) > caps.ravel()
+    keep = binding[keys]
+    _add_rows(model, list(x.values()), keys[keep], opts[keep], slots[keep], caps, "startcap")
 
 
 def _capacity_rows(model: pulp.LpProblem, prob: PlanProblem, x: dict[tuple[int, int], pulp.LpVariable],
@@ -378,39 +382,60 @@ def _capacity_rows(model: pulp.LpProblem, prob: PlanProblem, x: dict[tuple[int, 
     if cover is None:
         return
     keys, jobs, opts, slots = cover
-    n_points = len(prob.starts)
     # a job counts once per row at most: the row cannot bind when its jobs' slots fit
     n_jobs = len(prob.jobs)
     job_slots = np.asarray([j.slots for j in prob.jobs], dtype=np.int64)
     pair = np.unique(keys * n_jobs + jobs)
     most = np.bincount(pair // n_jobs, weights=job_slots[pair % n_jobs], minlength=free.size)
-    binding = most > free.ravel()
-    if not binding.any():
+    keep = (most > free.ravel())[keys]
+    _add_rows(model, list(x.values()), keys[keep], opts[keep], slots[keep], free, name)
+
+
+def _add_rows(model: pulp.LpProblem, variables: list[pulp.LpVariable], keys: np.ndarray, opts: np.ndarray,
+              slots: np.ndarray, rhs: np.ndarray, name: str) -> None:
+    """One row per run of equal ``keys`` (site x points + point, sorted): sum of slots x option's
+    variable (``variables`` in option order, as build_model adds them) <= rhs[site, point]."""
+    if not len(keys):
         return
-    keep = binding[keys]
-    keys, opts, slots = keys[keep], opts[keep], slots[keep]
-    variables = list(x.values())  # in option order (build_model adds them so)
-    bounds = np.flatnonzero(np.diff(keys)) + 1
-    for lo, hi in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [len(keys)])), strict=True):
+    n_points = rhs.shape[1]
+    bounds = (np.flatnonzero(np.diff(keys)) + 1).tolist()
+    for lo, hi in zip([0, *bounds], [*bounds, len(keys)], strict=True):
         s, p = divmod(int(keys[lo]), n_points)
-        terms = [(variables[i], int(n)) for i, n in zip(opts[lo:hi], slots[lo:hi], strict=True)]
-        model += pulp.LpAffineExpression(terms) <= int(free[s, p]), f"{name}_{s:05d}_{p:03d}"
+        terms = zip(map(variables.__getitem__, opts[lo:hi].tolist()), slots[lo:hi].tolist(), strict=True)
+        model += pulp.LpAffineExpression(terms) <= int(rhs[s, p]), f"{name}_{s:05d}_{p:03d}"
+
+
+def _option_arrays(prob: PlanProblem, jobs: list[int]) -> tuple[np.ndarray, ...] | None:
+    """Every option of the given jobs (in order, each job's in canonical order) as arrays: (job,
+    option's index in canonical order, site, start, duration, slots); None when there is none."""
+    counts = np.asarray([len(o) for o in prob.options], dtype=np.int64)
+    first = np.concatenate(([0], np.cumsum(counts)))  # option index of each job's first option
+    jobs_a = np.asarray(jobs, dtype=np.int64)
+    n_opts = counts[jobs_a]
+    if not n_opts.sum():
+        return None
+    job = np.repeat(jobs_a, n_opts)
+    opt = first[job] + np.arange(len(job)) - np.repeat(np.cumsum(n_opts) - n_opts, n_opts)
+    chosen = [prob.options[j] for j in jobs]
+    site = np.fromiter((o.site for opts in chosen for o in opts), np.int64, len(job))
+    start = np.fromiter((o.start_ms for opts in chosen for o in opts), np.int64, len(job))
+    dur = np.asarray([j.duration_ms for j in prob.jobs], dtype=np.int64)[job]
+    slots = np.asarray([j.slots for j in prob.jobs], dtype=np.int64)[job]
+    return job, opt, site, start, dur, slots
 
 
 def option_cover(prob: PlanProblem, jobs: list[int]) -> tuple[np.ndarray, ...] | None:
     """Every (site, start point) each option of the given jobs runs over, as arrays sorted by
     (row key = site x points + point, option): (key, job, option's index in canonical order, slots)."""
-    first = np.cumsum([0] + [len(o) for o in prob.options])  # option index of each job's first option
-    rows = [(j, first[j] + k, o.site, o.start_ms, prob.jobs[j].duration_ms, prob.jobs[j].slots)
-            for j in jobs for k, o in enumerate(prob.options[j])]
-    if not rows:
+    arrays = _option_arrays(prob, jobs)
+    if arrays is None:
         return None
-    job, opt, site, start, dur, slots = (np.asarray(c, dtype=np.int64) for c in zip(*rows, strict=True))
+    job, opt, site, start, dur, slots = arrays
     starts = np.asarray(prob.starts, dtype=np.int64)
     p0 = np.searchsorted(starts, start, side="left")
     p1 = np.searchsorted(starts, start + dur, side="left")
     width = p1 - p0
-    each = np.repeat(np.arange(len(rows)), width)
+    each = np.repeat(np.arange(len(job)), width)
     point = p0[each] + np.arange(len(each)) - np.repeat(np.cumsum(width) - width, width)
     keys = site[each] * len(starts) + point
     order = np.argsort(keys, kind="stable")  # within a row, options stay in canonical order
