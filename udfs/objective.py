@@ -95,7 +95,7 @@ class Job:
             # Tuple, duplicates dropped, order kept (the first entry is the job's default home).
             object.__setattr__(self, "sites", tuple(dict.fromkeys(sites)) or None)
 
-    @property
+    @functools.cached_property  # read in every plan's inner loops; the job is immutable
     def duration_ms(self) -> int:
         """Run time: compute_hours / slots hours (rounded up to the millisecond)."""
         return math.ceil(self.compute_hours / self.slots * HOUR_MS)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import operator
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -159,6 +160,9 @@ def solver_name(choice: str = "auto") -> str:
     return "milp-highs"
 
 
+_INDEX = operator.attrgetter("index")  # a PuLP variable's column, set by buildSolverModel
+
+
 class _Model(pulp.LpProblem):  # type: ignore[misc,valid-type]
     """A PuLP problem whose every variable is made by ``add_variable`` and registered then: its
     variables are known in the order they were made, without PuLP scanning every constraint at
@@ -223,9 +227,8 @@ class _WarmHiGHS(pulp.HiGHS):  # type: ignore[misc,valid-type]
             lb, ub = row.getLb(), row.getUb()
             row_lower.append(-inf if lb is None else lb)
             row_upper.append(inf if ub is None else ub)
-            for var, coef in row.items():
-                index.append(var.index)
-                value.append(coef)
+            index.extend(map(_INDEX, row.keys()))
+            value.extend(row.values())
             starts.append(len(index))
         if row_lower:
             h.addRows(len(row_lower), np.asarray(row_lower), np.asarray(row_upper), len(index),
@@ -344,7 +347,8 @@ def build_model(prob: PlanProblem) -> tuple[pulp.LpProblem, dict[tuple[int, int]
     for j, opts in enumerate(prob.options):
         for k in range(len(opts)):
             x[j, k] = model.add_variable(_var_name(j, k), 0, 1, cat=pulp.LpBinary)
-    model += pulp.LpAffineExpression([(v, prob.coef(j, prob.options[j][k])) for (j, k), v in x.items()]), "objective"
+    coefs = [o.cost + o.delay - prob.bonus[j] for j, opts in enumerate(prob.options) for o in opts]  # prob.coef
+    model += pulp.LpAffineExpression(zip(x.values(), coefs, strict=True)), "objective"
     for j, opts in enumerate(prob.options):
         if prob.jobs[j].job_id in prob.forced:
             now = [(x[j, k], 1) for k, o in enumerate(opts) if o.start_ms == prob.tick_ms]
