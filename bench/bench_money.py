@@ -6,7 +6,7 @@
 Every policy runs as its own closed loop over the month with the pipeline's semantics: the tick
 inputs of ``tests/reference.py`` (offers in force and the offers *known* at each tick, day-ahead
 offers from their publication, through ``bench.site_history.SiteHistory``; the latest weather),
-site costs and free slots from ``udfs.cost.site_cost`` with the policy's *own* running jobs, its
+site costs and free slots from ``udfs.cost.site_costs`` with the policy's *own* running jobs, its
 own pending queue, jobs released at ``end_at``, a job whose deadline passes unstarted missed. Every
 policy decides on the same ``udfs.objective.PlanProblem`` of its tick:
 
@@ -64,7 +64,7 @@ from sources.dataset import load_sample  # noqa: E402
 from sources.jobs import generate_jobs  # noqa: E402
 from udfs import baselines, topics  # noqa: E402
 from udfs.catalogue import Catalogue, load_catalogue  # noqa: E402
-from udfs.cost import site_cost  # noqa: E402
+from udfs.cost import SiteParams, site_costs  # noqa: E402
 from udfs.dispatcher import MAX_CURVE_RUN_MS, SiteInputs, cost_curve, job_from_record  # noqa: E402
 from udfs.headroom import UrgentDemand, start_cap  # noqa: E402
 from udfs.ledger import Ledger  # noqa: E402
@@ -93,6 +93,14 @@ class Month:
     mwh: dict[str, np.ndarray] = field(default_factory=dict)
     pue: dict[int, dict[str, float]] = field(default_factory=dict)
     _curves: dict[tuple[int, str], CostCurve | None] = field(default_factory=dict)
+    _params: dict[tuple[str, ...], SiteParams] = field(default_factory=dict)
+
+    def params(self, site_ids: list[str]) -> SiteParams:
+        """The catalogue's constants of these sites as arrays (udfs.cost), made once per list."""
+        key = tuple(site_ids)
+        if key not in self._params:
+            self._params[key] = SiteParams([self.catalogue[sid] for sid in site_ids])
+        return self._params[key]
 
     def curve(self, t: int, sid: str, horizon_ms: int) -> CostCurve | None:
         key = (t, sid)
@@ -149,6 +157,7 @@ def load_month(catalogue: Catalogue, start: int, end: int, tick_len: int, site_i
     for sid in site_ids:
         month.rate[sid] = np.full(len(ticks), np.nan)
         month.mwh[sid] = np.full(len(ticks), np.nan)
+    priced: dict[str, list[tuple[int, float, float, float]]] = {sid: [] for sid in trackers}  # (tick index, inputs)
     for i, t in enumerate(ticks):
         month.pue[t] = {}
         in_month = start <= t < end
@@ -157,13 +166,21 @@ def load_month(catalogue: Catalogue, start: int, end: int, tick_len: int, site_i
             month.inputs[t] = inputs
         for sid, tr in sorted(trackers.items()):
             inp = inputs.get(sid) or tr.inputs_at(t)
-            if inp.price_per_mwh is None or inp.temp_c is None:
-                continue
-            sc = site_cost(catalogue[sid], price_per_mwh=inp.price_per_mwh, temp_c=inp.temp_c,
-                           rel_humidity=inp.rel_humidity)
-            month.rate[sid][i] = sc.cost_per_compute_hour_eur
-            month.mwh[sid][i] = catalogue[sid].it_kw_per_slot * sc.pue / 1000.0
-            month.pue[t][sid] = sc.pue
+            if inp.price_per_mwh is not None and inp.temp_c is not None:
+                rh = math.nan if inp.rel_humidity is None else inp.rel_humidity
+                priced[sid].append((i, inp.price_per_mwh, inp.temp_c, rh))
+    for sid, rows in sorted(priced.items()):  # each site's ticks at once: the formulas over arrays
+        if not rows:
+            continue
+        idx, price, temp, rh = (np.asarray(c) for c in zip(*rows, strict=True))
+        n = len(idx)
+        sc = site_costs(SiteParams([catalogue[sid]]).take(np.zeros(n, dtype=np.int64)), price_per_mwh=price,
+                        temp_c=temp, rel_humidity=rh, committed_slots=np.zeros(n, dtype=np.int64),
+                        online=np.ones(n, dtype=bool), capacity_slots=np.full(n, -1))
+        month.rate[sid][idx] = sc.cost_per_compute_hour_eur
+        month.mwh[sid][idx] = catalogue[sid].it_kw_per_slot * sc.pue / 1000.0
+        for i, pue in zip(idx.tolist(), sc.pue.tolist(), strict=True):
+            month.pue[ticks[i]][sid] = None if math.isnan(pue) else pue
     month.ticks_in_month = [t for t in ticks if start <= t < end]  # type: ignore[attr-defined]
     return month
 
@@ -202,11 +219,19 @@ def site_plans(month: Month, t: int, running: list[tuple[str, int, int, bool]], 
         if is_movable:
             movable.setdefault(sid, []).append((end, slots))
     plans = []
-    for sid, inp in month.inputs[t].items():
+    ids = list(month.inputs[t])
+    inputs = [month.inputs[t][sid] for sid in ids]
+    caps = [int(month.catalogue[sid].capacity_slots * capacity_scale) for sid in ids]
+
+    def column(name: str) -> list[float]:
+        return [math.nan if getattr(i, name) is None else getattr(i, name) for i in inputs]
+
+    costs = site_costs(month.params(ids), price_per_mwh=column("price_per_mwh"), temp_c=column("temp_c"),
+                       rel_humidity=column("rel_humidity"), committed_slots=[committed.get(sid, 0) for sid in ids],
+                       online=[i.online for i in inputs], capacity_slots=caps)
+    for k, (sid, inp, cap) in enumerate(zip(ids, inputs, caps, strict=True)):
         site = month.catalogue[sid]
-        cap = int(site.capacity_slots * capacity_scale)
-        sc = site_cost(site, price_per_mwh=inp.price_per_mwh, temp_c=inp.temp_c, rel_humidity=inp.rel_humidity,
-                       committed_slots=committed.get(sid, 0), online=inp.online, capacity_slots=cap)
+        sc = costs.at(k)
         if not sc.available or sc.pue is None:
             continue
         curve = month.curve(t, sid, cfg.horizon_ms)
