@@ -65,7 +65,7 @@ from sources.jobs import generate_jobs  # noqa: E402
 from udfs import baselines, topics  # noqa: E402
 from udfs.catalogue import Catalogue, load_catalogue  # noqa: E402
 from udfs.cost import SiteParams, site_costs  # noqa: E402
-from udfs.dispatcher import MAX_CURVE_RUN_MS, SiteInputs, cost_curve, job_from_record  # noqa: E402
+from udfs.dispatcher import MAX_CURVE_RUN_MS, SiteInputs, cost_curves, job_from_record  # noqa: E402
 from udfs.headroom import UrgentDemand, start_cap  # noqa: E402
 from udfs.ledger import Ledger  # noqa: E402
 from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, latest_start, plan_problem  # noqa: E402
@@ -103,12 +103,13 @@ class Month:
         return self._params[key]
 
     def curve(self, t: int, sid: str, horizon_ms: int) -> CostCurve | None:
-        key = (t, sid)
-        if key not in self._curves:
-            inp = self.inputs[t][sid]
-            self._curves[key] = cost_curve(self.catalogue[sid], inp, self.pue[t][sid],
-                                           t + horizon_ms + MAX_CURVE_RUN_MS)
-        return self._curves[key]
+        if (t, sid) not in self._curves:  # every site of the tick at once (udfs.forecast over arrays)
+            ids = sorted(s for s in self.inputs[t] if self.pue[t].get(s) is not None)  # priced sites
+            curves = cost_curves([self.catalogue[s] for s in ids], [self.inputs[t][s] for s in ids],
+                                 [self.pue[t][s] for s in ids], t, t + horizon_ms + MAX_CURVE_RUN_MS)
+            self._curves.update(((t, s), None) for s in self.inputs[t])
+            self._curves.update(((t, s), c) for s, c in zip(ids, curves, strict=True))
+        return self._curves[(t, sid)]
 
     def realised(self, starts: list[tuple[int, str, str, int, int]], per: dict[str, np.ndarray]) -> Ledger:
         """The jobs started [(tick, job, site, slots, end)] charged by udfs.ledger (the dispatcher's

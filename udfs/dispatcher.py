@@ -36,7 +36,7 @@ import numpy as np
 from udfs.baselines import greedy, round_robin
 from udfs.catalogue import Catalogue, Site
 from udfs.cost import SiteCosts, SiteParams, compute_hour_cost, site_costs
-from udfs.forecast import HISTORY_MS, price_curve
+from udfs.forecast import HISTORY_MS, price_curves
 from udfs.headroom import UrgentDemand, start_cap
 from udfs.ledger import Ledger
 from udfs.objective import HOUR_MS, CostCurve, Job, SitePlan, is_urgent, objective_of, plan_problem
@@ -102,14 +102,20 @@ def _job_fingerprint(rec: dict[str, Any]) -> str:
     return hashlib.sha1(body.encode()).hexdigest()[:20]
 
 
-def cost_curve(site: Site, inp: SiteInputs, pue: float, end_ms: int) -> CostCurve | None:
-    """The site's cost per slot-hour in EUR from the tick to ``end_ms``: the known offers and the
-    forecast beyond (udfs.forecast), at the PUE of the latest weather (persistence)."""
-    pc = price_curve(inp.known_offers(), inp.tick_ms, end_ms)
-    if pc is None:
-        return None
-    rates = compute_hour_cost(np.array(pc.prices), site.it_kw_per_slot, pue, site.fixed_cost_per_slot_hour)
-    return CostCurve(pc.edges, tuple((rates * site.fx_to_eur).tolist()), pc.known)
+def cost_curves(sites: list[Site], inputs: list[SiteInputs], pues: list[float], tick_ms: int,
+                end_ms: int) -> list[CostCurve | None]:
+    """Each site's cost per slot-hour in EUR from the tick to ``end_ms``: the known offers and the
+    forecast beyond (udfs.forecast, all sites at once), at the PUE of the latest weather
+    (persistence); None where nothing is known."""
+    out: list[CostCurve | None] = []
+    for site, pue, pc in zip(sites, pues, price_curves([i.known_offers() for i in inputs], tick_ms, end_ms),
+                             strict=True):
+        if pc is None:
+            out.append(None)
+            continue
+        rates = compute_hour_cost(np.array(pc.prices), site.it_kw_per_slot, pue, site.fixed_cost_per_slot_hour)
+        out.append(CostCurve(pc.edges, tuple((rates * site.fx_to_eur).tolist()), pc.known))
+    return out
 
 
 class Dispatcher:
@@ -373,8 +379,9 @@ class Dispatcher:
             if r["movable"]:
                 movable.setdefault(r["site_id"], []).append((r["end_ms"], r["slots"]))
         plans = []
-        for site, inp, sc in available:
-            curve = cost_curve(site, inp, sc.pue, end)
+        curves = cost_curves([a[0] for a in available], [a[1] for a in available], [a[2].pue for a in available],
+                             tick_ms, end)
+        for (site, inp, sc), curve in zip(available, curves, strict=True):
             if curve is None:
                 continue
             derated = math.floor(sc.derating * sc.capacity_slots + 1e-9)  # as udfs.cost.available_slots
