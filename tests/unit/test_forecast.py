@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from udfs.forecast import HOUR_MS as H
-from udfs.forecast import known_segments, price_curve
+from udfs.forecast import known_segments, price_curve, price_curves
 
 
 def hourly(first_h: int, prices: list[float]) -> list[tuple[int, int, float]]:
@@ -43,3 +43,19 @@ def test_a_later_offer_supersedes_an_earlier_one_and_an_expired_newest_leaves_a_
     segs = known_segments([(0, 3 * H, 10.0), (H, 2 * H, 20.0)])
     assert segs == [(0, H, 10.0), (H, 2 * H, 20.0)]  # the older, longer offer does not come back
     assert price_curve([], 0, H) is None
+
+
+def test_sites_priced_together_get_the_curves_they_get_alone() -> None:
+    # one array across sites must not let one site's offers leak into another's hours
+    five = 300_000
+    sites = [
+        hourly(0, [float(h % 24) for h in range(36)]),
+        [],  # nothing known: None
+        [(i * five, (i + 1) * five, float(i % 12)) for i in range(24 * 12 * 2)],  # in force now, split
+        hourly(29, [40.0, 42.0]),  # no history: the latest known price persists
+        [(0, H, 5.0)],  # only long-expired offers: the latest known price persists
+    ]
+    tick = 30 * H + 5 * five
+    together = price_curves(sites, tick, tick + 50 * H)
+    assert together == [price_curve(s, tick, tick + 50 * H) for s in sites]
+    assert together[1] is None and together[2].edges[1] == tick + five  # type: ignore[union-attr]
