@@ -347,7 +347,7 @@ def build_model(prob: PlanProblem) -> tuple[pulp.LpProblem, dict[tuple[int, int]
     for j, opts in enumerate(prob.options):
         for k in range(len(opts)):
             x[j, k] = model.add_variable(_var_name(j, k), 0, 1, cat=pulp.LpBinary)
-    coefs = [o.cost + o.delay - prob.bonus[j] for j, opts in enumerate(prob.options) for o in opts]  # prob.coef
+    coefs = [prob.coef(j, o) for j, opts in enumerate(prob.options) for o in opts]  # in x's order
     model += pulp.LpAffineExpression(zip(x.values(), coefs, strict=True)), "objective"
     for j, opts in enumerate(prob.options):
         if prob.jobs[j].job_id in prob.forced:
